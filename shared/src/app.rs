@@ -1,0 +1,58 @@
+//! Building the clients once per process, from the configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::config::{Config, ConfigError};
+use crate::connect::Connector;
+use crate::connect_handler::ConnectApp;
+use crate::http::HttpClient;
+use crate::leaf::LeafClient;
+use crate::secrets::{Secrets, SecretsManagerSource};
+use crate::stara::StaraClient;
+
+/// Everything a function talks to, built once in `main` and shared by every invocation.
+pub struct Clients {
+    pub config: Config,
+    pub aws: SdkConfig,
+    pub secrets: Arc<Secrets>,
+    pub stara: Arc<StaraClient>,
+    pub leaf: Arc<LeafClient>,
+}
+
+impl Clients {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(Config::from_env()?).await)
+    }
+
+    pub async fn new(config: Config) -> Self {
+        // AWS_REGION, credentials and AWS_ENDPOINT_URL (a local emulator) come from the environment.
+        let aws = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(3))
+                    .operation_timeout(Duration::from_secs(8))
+                    .build(),
+            )
+            .load()
+            .await;
+        let source = Arc::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&aws)));
+        let secrets = Arc::new(Secrets::new(source, &config));
+        let http = HttpClient::new(config.http.clone());
+        let stara = Arc::new(StaraClient::new(http.clone(), config.stara_base_url.clone()));
+        let leaf = Arc::new(LeafClient::new(http, config.leaf_base_url.clone(), secrets.clone()));
+        Self { config, aws, secrets, stara, leaf }
+    }
+
+    pub fn connect_app(&self) -> ConnectApp {
+        ConnectApp {
+            connector: Connector::new(self.secrets.clone(), self.stara.clone(), self.leaf.clone()),
+            budget: self.config.http.budget,
+            batch_concurrency: self.config.batch_concurrency,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Stara's telemetry API: steps 1 and 2 of Leaf's tutorial.
+//!
+//! `POST /autenticacao {login,password}` → `apiKey`, then `POST /token {apiKey}` →
+//! `accessToken`, `accessTokenClient`, `refreshToken`. Both calls only issue fresh keys, so
+//! repeating them is harmless and they are retried like reads.
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
+use crate::http::{Call, Deadline, HttpClient, Reply};
+use crate::secrets::StaraLogin;
+
+/// The four values Leaf needs to act for the grower at Stara.
+#[derive(Clone, Debug)]
+pub struct StaraTokens {
+    pub api_key: SecretString,
+    pub access_token: SecretString,
+    pub access_token_client: SecretString,
+    pub refresh_token: SecretString,
+}
+
+/// Turns a grower's Stara login into the tokens Leaf needs.
+#[async_trait]
+pub trait StaraApi: Send + Sync {
+    async fn issue_tokens(&self, login: &StaraLogin, deadline: &Deadline) -> Result<StaraTokens, ConnectorError>;
+}
+
+pub struct StaraClient {
+    http: HttpClient,
+    base_url: String,
+}
+
+const AUTH: &str = "POST /autenticacao";
+const TOKEN: &str = "POST /token";
+
+impl StaraClient {
+    pub fn new(http: HttpClient, base_url: impl Into<String>) -> Self {
+        Self { http, base_url: base_url.into() }
+    }
+
+    async fn post(&self, operation: &'static str, path: &str, body: &[u8], deadline: &Deadline) -> Result<Reply, ConnectorError> {
+        let call = Call {
+            service: Service::Stara,
+            operation,
+            method: reqwest::Method::POST,
+            url: format!("{}{}", self.base_url, path),
+            bearer: None,
+            json_body: Some(body),
+        };
+        Ok(self.http.send(&call, deadline).await?)
+    }
+
+    /// Step 1: the grower's login for an `apiKey`.
+    pub async fn authenticate(&self, login: &StaraLogin, deadline: &Deadline) -> Result<SecretString, ConnectorError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            login: &'a str,
+            password: &'a str,
+        }
+        let body = serde_json::to_vec(&Body { login: &login.login, password: login.password.expose_secret() })
+            .expect("two strings always serialise");
+        let reply = self.post(AUTH, "/autenticacao", &body, deadline).await?;
+        match reply.status {
+            200..=299 => {
+                let mut fields = json_fields(&reply, AUTH, &["apiKey"])?;
+                Ok(fields.remove(0))
+            }
+            // Stara answers a wrong login or password with a client error: only the grower can fix it.
+            status @ (400 | 401 | 403) => Err(ConnectorError::StaraLoginRejected { status }),
+            status => Err(unexpected(AUTH, status)),
+        }
+    }
+
+    /// Step 2: the `apiKey` for the three OAuth tokens.
+    pub async fn tokens(&self, api_key: SecretString, deadline: &Deadline) -> Result<StaraTokens, ConnectorError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            api_key: &'a str,
+        }
+        let body = serde_json::to_vec(&Body { api_key: api_key.expose_secret() }).expect("a string always serialises");
+        let reply = self.post(TOKEN, "/token", &body, deadline).await?;
+        match reply.status {
+            200..=299 => {
+                let mut fields = json_fields(&reply, TOKEN, &["accessToken", "accessTokenClient", "refreshToken"])?.into_iter();
+                let mut next = || fields.next().expect("json_fields returns one value per name");
+                Ok(StaraTokens { api_key, access_token: next(), access_token_client: next(), refresh_token: next() })
+            }
+            status => Err(unexpected(TOKEN, status)),
+        }
+    }
+}
+
+#[async_trait]
+impl StaraApi for StaraClient {
+    async fn issue_tokens(&self, login: &StaraLogin, deadline: &Deadline) -> Result<StaraTokens, ConnectorError> {
+        let api_key = self.authenticate(login, deadline).await?;
+        self.tokens(api_key, deadline).await
+    }
+}
+
+fn unexpected(operation: &'static str, status: u16) -> ConnectorError {
+    let kind = if status >= 500 { UpstreamKind::BadGateway } else { UpstreamKind::Rejected };
+    UpstreamError::new(Service::Stara, operation, kind, format!("unexpected HTTP {status}")).into()
+}
+
+/// Reads non-empty string fields from a JSON answer, in the order asked. The error names the
+/// missing field; it never quotes the body, which holds keys.
+fn json_fields(reply: &Reply, operation: &'static str, names: &[&str]) -> Result<Vec<SecretString>, ConnectorError> {
+    let bad = |detail: String| ConnectorError::from(UpstreamError::new(Service::Stara, operation, UpstreamKind::BadGateway, detail));
+    let json: serde_json::Value =
+        serde_json::from_slice(&reply.body).map_err(|_| bad(format!("HTTP {} with a body that is not JSON", reply.status)))?;
+    names
+        .iter()
+        .map(|name| match json.get(name) {
+            Some(serde_json::Value::String(v)) if !v.is_empty() => Ok(SecretString::from(v.as_str())),
+            _ => Err(bad(format!("the answer has no `{name}`"))),
+        })
+        .collect()
+}
