@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test: unit tests of each crate, the end-to-end suite that drives the compiled Lambda
+# binaries through the Runtime API against moto and the Stara/Leaf stand-ins, and the
+# template checks. Run through `make test`, which installs the tools and builds the binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+
+# One moto server for the whole run; each test isolates itself by secret and queue names.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+export MOTO_ENDPOINT="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "$MOTO_ENDPOINT/moto-api/" 2>/dev/null && break
+  sleep 0.2
+done
+
+cargo test --workspace --all-targets
+
+if [ -x scripts/check-template.sh ]; then
+  scripts/check-template.sh
+fi

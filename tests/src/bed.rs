@@ -1,0 +1,209 @@
+//! A whole world for one test: the Stara/Leaf stand-in, secrets in moto under names of its own,
+//! and the real function binaries, each behind its own Runtime API emulator.
+
+use std::sync::Mutex;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::function::Function;
+use crate::runtime_api::{Invocation, RuntimeApi};
+use crate::standin::StandIn;
+use crate::{load_event, moto};
+
+/// Settings that keep tests quick: short timeouts and backoff, same logic as production.
+pub const FAST_HTTP: &[(&str, &str)] = &[
+    ("HTTP_TIMEOUT_MS", "1500"),
+    ("UPSTREAM_BUDGET_MS", "5000"),
+    ("RETRY_MAX_ATTEMPTS", "4"),
+    ("RETRY_BASE_DELAY_MS", "20"),
+    ("RETRY_MAX_DELAY_MS", "200"),
+    ("RETRY_AFTER_CAP_MS", "3000"),
+];
+
+/// A grower known to Stara (login), to Leaf (user) and to Secrets Manager (its login secret).
+#[derive(Clone, Debug)]
+pub struct Grower {
+    pub leaf_user_id: String,
+    pub login: String,
+    pub password: String,
+}
+
+pub struct Bed {
+    pub standin: StandIn,
+    pub leaf_secret_id: String,
+    pub grower_prefix: String,
+    leaf_owner_password: String,
+    /// Every response body the functions returned, for the leak scan.
+    responses: Mutex<Vec<String>>,
+}
+
+/// A function process with the emulator it polls.
+pub struct Running {
+    pub runtime: RuntimeApi,
+    pub function: Function,
+}
+
+impl Bed {
+    /// A stand-in with a Leaf owner, and a Leaf owner secret in moto, all under fresh names.
+    pub async fn start() -> Bed {
+        let standin = StandIn::start().await;
+        let run = Uuid::new_v4().simple().to_string();
+        let leaf_secret_id = format!("stara-connect-test/{run}/leaf-owner");
+        let grower_prefix = format!("stara-connect-test/{run}/growers/");
+        let leaf_owner_password = format!("leaf-owner-pw-{}", Uuid::new_v4().simple());
+        standin.set_leaf_owner("owner@example.com", &leaf_owner_password);
+        moto::put_secret(&leaf_secret_id, &json!({"username": "owner@example.com", "password": leaf_owner_password})).await;
+        Bed { standin, leaf_secret_id, grower_prefix, leaf_owner_password, responses: Mutex::new(Vec::new()) }
+    }
+
+    /// The environment a function of this bed runs with: moto, the stand-in, fast HTTP settings,
+    /// then `extra` (which wins).
+    pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = moto::function_env();
+        env.push(("STARA_BASE_URL".into(), self.standin.stara_url()));
+        env.push(("LEAF_BASE_URL".into(), self.standin.leaf_url()));
+        env.push(("LEAF_SECRET_ID".into(), self.leaf_secret_id.clone()));
+        env.push(("STARA_SECRET_PREFIX".into(), self.grower_prefix.clone()));
+        for (k, v) in FAST_HTTP.iter().chain(extra) {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        env
+    }
+
+    /// Starts `bin` (a compiled function) against its own emulator.
+    pub async fn run(&self, bin: &str, extra_env: &[(&str, &str)]) -> Running {
+        let runtime = RuntimeApi::start().await;
+        let function = Function::spawn(bin, &runtime, &self.env(extra_env));
+        Running { runtime, function }
+    }
+
+    /// A grower with a Stara account, a Leaf user and a login secret; no Leaf credentials yet.
+    pub async fn add_grower(&self) -> Grower {
+        let grower = self.add_grower_without_secret().await;
+        self.store_login(&grower).await;
+        grower
+    }
+
+    /// A grower known to Stara and Leaf whose login was never stored in Secrets Manager.
+    pub async fn add_grower_without_secret(&self) -> Grower {
+        let id = Uuid::new_v4().to_string();
+        let grower = Grower {
+            leaf_user_id: id.clone(),
+            login: format!("grower-{}", &id[..8]),
+            password: format!("stara-pw-{}", Uuid::new_v4().simple()),
+        };
+        self.standin.add_stara_account(&grower.login, &grower.password);
+        self.standin.add_leaf_user(&grower.leaf_user_id);
+        grower
+    }
+
+    pub async fn store_login(&self, grower: &Grower) {
+        let secret = json!({"login": grower.login, "password": grower.password});
+        moto::put_secret(&format!("{}{}", self.grower_prefix, grower.leaf_user_id), &secret).await;
+    }
+
+    /// Invokes and records the response for the leak scan.
+    pub async fn invoke(&self, running: &Running, event: Value) -> Invocation {
+        let invocation = running.runtime.invoke(event).await;
+        let text = match &invocation.outcome {
+            Ok(v) | Err(v) => v.to_string(),
+        };
+        self.responses.lock().unwrap().push(text);
+        invocation
+    }
+
+    /// Every password and token that exists in this bed: what the stand-in issued or was given,
+    /// and the Leaf owner's password.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = self.standin.issued_secrets();
+        all.push(self.leaf_owner_password.clone());
+        all
+    }
+
+    /// Fails if any password or token appears in a log line of `functions` or in any response.
+    pub fn assert_no_leaks(&self, functions: &[&Function]) {
+        let secrets = self.secrets();
+        assert!(secrets.len() > 1, "the bed issued no secrets: the scan would prove nothing");
+        for function in functions {
+            let leaks = function.find_leaks(&secrets);
+            assert!(leaks.is_empty(), "secrets in the logs of {}: {leaks:?}", function.name());
+        }
+        for response in self.responses.lock().unwrap().iter() {
+            for secret in &secrets {
+                assert!(!response.contains(secret.as_str()), "a secret in a response: {response}");
+            }
+        }
+    }
+}
+
+/// `events/connect-api.json` with another body.
+pub fn api_event(body: &str) -> Value {
+    let mut event = load_event("connect-api.json");
+    event["body"] = json!(body);
+    event
+}
+
+/// `POST /connections` for this user.
+pub fn connect_api_event(leaf_user_id: &str, force: bool) -> Value {
+    api_event(&json!({"leafUserId": leaf_user_id, "force": force}).to_string())
+}
+
+/// An API event for `DELETE /connections/{leafUserId}`, built from the connect sample.
+pub fn disconnect_api_event(leaf_user_id: &str) -> Value {
+    let mut event = load_event("connect-api.json");
+    event["routeKey"] = json!("DELETE /connections/{leafUserId}");
+    event["rawPath"] = json!(format!("/connections/{leaf_user_id}"));
+    event["requestContext"]["routeKey"] = event["routeKey"].clone();
+    event["requestContext"]["http"]["method"] = json!("DELETE");
+    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+    event["pathParameters"] = json!({"leafUserId": leaf_user_id});
+    event.as_object_mut().expect("an object").remove("body");
+    event
+}
+
+/// `events/connect-sqs.json` with one record per body, message ids `m0`, `m1`, ...
+pub fn sqs_event(bodies: &[String]) -> Value {
+    let sample = load_event("connect-sqs.json");
+    let template = sample["Records"][0].clone();
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut record = template.clone();
+            record["messageId"] = json!(format!("m{i}"));
+            record["body"] = json!(body);
+            record
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+/// The body of a connect request message.
+pub fn connect_body(leaf_user_id: &str, force: bool) -> String {
+    json!({"leafUserId": leaf_user_id, "force": force}).to_string()
+}
+
+/// The status code and parsed JSON body of an API Gateway 2.0 response.
+pub fn api_response(invocation: &Invocation) -> (u16, Value) {
+    let response = invocation.outcome.as_ref().unwrap_or_else(|e| panic!("the function failed: {e}"));
+    let status = response["statusCode"].as_u64().expect("statusCode") as u16;
+    let body = match response.get("body").and_then(Value::as_str) {
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|_| panic!("body is not JSON: {text}")),
+        None => Value::Null,
+    };
+    (status, body)
+}
+
+/// The message ids reported in `batchItemFailures`, sorted.
+pub fn batch_failures(invocation: &Invocation) -> Vec<String> {
+    let response = invocation.outcome.as_ref().unwrap_or_else(|e| panic!("the function failed: {e}"));
+    let mut ids: Vec<String> = response["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures is an array")
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().expect("itemIdentifier").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
