@@ -17,7 +17,12 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+rm -rf target/e2e-capture
 cargo test --workspace --all-targets
+
+# Every password and token issued anywhere in the suite, searched for in every captured log
+# line and response of every test.
+cargo run --quiet -p stara-connect-e2e --bin leak_scan
 
 if [ -x scripts/check-template.sh ]; then
   scripts/check-template.sh

@@ -1,6 +1,7 @@
 //! A whole world for one test: the Stara/Leaf stand-in, secrets in moto under names of its own,
 //! and the real function binaries, each behind its own Runtime API emulator.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -32,15 +33,41 @@ pub struct Bed {
     pub standin: StandIn,
     pub leaf_secret_id: String,
     pub grower_prefix: String,
-    leaf_owner_password: String,
+    /// Passwords this bed stored that the stand-in never saw (the Leaf owner's, wrong ones).
+    own_secrets: Mutex<Vec<String>>,
     /// Every response body the functions returned, for the leak scan.
     responses: Mutex<Vec<String>>,
+    capture_dir: PathBuf,
 }
 
 /// A function process with the emulator it polls.
 pub struct Running {
     pub runtime: RuntimeApi,
     pub function: Function,
+    capture_dir: PathBuf,
+}
+
+/// Where every bed leaves its secrets, logs and responses when it ends, so that
+/// `leak_scan` can search all logs of the whole suite for all secrets of the whole suite.
+pub fn capture_root() -> PathBuf {
+    crate::workspace_root().join("target").join("e2e-capture")
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let file = self.capture_dir.join(format!("{}-{}.log", self.function.name(), self.function.pid()));
+        let _ = std::fs::create_dir_all(&self.capture_dir);
+        let _ = std::fs::write(file, self.function.logs().join("\n"));
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = std::fs::create_dir_all(&self.capture_dir);
+        let _ = std::fs::write(self.capture_dir.join("secrets.txt"), self.secrets().join("\n"));
+        let responses = self.responses.lock().map(|r| r.join("\n")).unwrap_or_default();
+        let _ = std::fs::write(self.capture_dir.join("responses.txt"), responses);
+    }
 }
 
 impl Bed {
@@ -53,7 +80,8 @@ impl Bed {
         let leaf_owner_password = format!("leaf-owner-pw-{}", Uuid::new_v4().simple());
         standin.set_leaf_owner("owner@example.com", &leaf_owner_password);
         moto::put_secret(&leaf_secret_id, &json!({"username": "owner@example.com", "password": leaf_owner_password})).await;
-        Bed { standin, leaf_secret_id, grower_prefix, leaf_owner_password, responses: Mutex::new(Vec::new()) }
+        let capture_dir = capture_root().join(&run);
+        Bed { standin, leaf_secret_id, grower_prefix, own_secrets: Mutex::new(vec![leaf_owner_password]), responses: Mutex::new(Vec::new()), capture_dir }
     }
 
     /// The environment a function of this bed runs with: moto, the stand-in, fast HTTP settings,
@@ -75,7 +103,7 @@ impl Bed {
     pub async fn run(&self, bin: &str, extra_env: &[(&str, &str)]) -> Running {
         let runtime = RuntimeApi::start().await;
         let function = Function::spawn(bin, &runtime, &self.env(extra_env));
-        Running { runtime, function }
+        Running { runtime, function, capture_dir: self.capture_dir.clone() }
     }
 
     /// A grower with a Stara account, a Leaf user and a login secret; no Leaf credentials yet.
@@ -99,6 +127,7 @@ impl Bed {
     }
 
     pub async fn store_login(&self, grower: &Grower) {
+        self.own_secrets.lock().unwrap().push(grower.password.clone());
         let secret = json!({"login": grower.login, "password": grower.password});
         moto::put_secret(&format!("{}{}", self.grower_prefix, grower.leaf_user_id), &secret).await;
     }
@@ -114,10 +143,10 @@ impl Bed {
     }
 
     /// Every password and token that exists in this bed: what the stand-in issued or was given,
-    /// and the Leaf owner's password.
+    /// and every password this bed stored.
     pub fn secrets(&self) -> Vec<String> {
         let mut all = self.standin.issued_secrets();
-        all.push(self.leaf_owner_password.clone());
+        all.extend(self.own_secrets.lock().unwrap().iter().cloned());
         all
     }
 

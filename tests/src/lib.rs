@@ -31,4 +31,6 @@ pub fn load_event(name: &str) -> serde_json::Value {
         .unwrap_or_else(|error| panic!("event {} is not JSON: {error}", path.display()))
 }
 
+pub mod aws_proxy;
 pub mod bed;
+pub mod leaks;

@@ -145,6 +145,12 @@ struct State {
     valid_id_tokens: HashSet<String>,
     users: HashMap<String, LeafUser>,
     faults: HashMap<Route, VecDeque<Fault>>,
+    /// Faults served at random, with their probability per request.
+    random_faults: HashMap<Route, Vec<(Fault, f64)>>,
+    /// How many faults (queued or random) each route has served.
+    faults_served: HashMap<Route, usize>,
+    /// POSTs refused with 409 because the user already had credentials.
+    conflicts: usize,
     requests: Vec<RecordedRequest>,
     unrouted: Vec<String>,
     latency: Duration,
@@ -299,6 +305,26 @@ impl StandIn {
             .extend(std::iter::repeat_n(fault, times));
     }
 
+    /// Each request to `route` gets `fault` with this probability (after queued faults).
+    pub fn inject_randomly(&self, route: Route, fault: Fault, probability: f64) {
+        self.lock()
+            .random_faults
+            .entry(route)
+            .or_default()
+            .push((fault, probability));
+    }
+
+    /// How many faults `route` has served so far, queued and random ones.
+    pub fn faults_served(&self, route: Route) -> usize {
+        self.lock().faults_served.get(&route).copied().unwrap_or(0)
+    }
+
+    /// POSTs refused with 409 because the user already had credentials: each one is a POST
+    /// the product sent for a user Leaf had already connected.
+    pub fn conflicts(&self) -> usize {
+        self.lock().conflicts
+    }
+
     /// Faults still waiting for a request on `route`.
     pub fn pending_faults(&self, route: Route) -> usize {
         self.lock().faults.get(&route).map_or(0, VecDeque::len)
@@ -306,7 +332,9 @@ impl StandIn {
 
     /// Drop every fault not yet served.
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        let mut state = self.lock();
+        state.faults.clear();
+        state.random_faults.clear();
     }
 
     /// Requests that arrived on `route`, faulted ones included.
@@ -420,10 +448,19 @@ async fn handle(
             body: String::from_utf8_lossy(&body).into_owned(),
             at: Instant::now(),
         });
-        (
-            state.latency,
-            state.faults.get_mut(&route).and_then(VecDeque::pop_front),
-        )
+        let queued = state.faults.get_mut(&route).and_then(VecDeque::pop_front);
+        let fault = queued.or_else(|| {
+            state.random_faults.get(&route).and_then(|choices| {
+                choices
+                    .iter()
+                    .find(|(_, probability)| fastrand::f64() < *probability)
+                    .map(|(fault, _)| fault.clone())
+            })
+        });
+        if fault.is_some() {
+            *state.faults_served.entry(route).or_default() += 1;
+        }
+        (state.latency, fault)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -726,6 +763,7 @@ impl State {
             return leaf_error(404, "Not Found", "User not found");
         };
         if user.credential.is_some() {
+            self.conflicts += 1;
             return leaf_error(409, "Conflict", "User already has Stara credentials");
         }
         let fields = string_fields(
