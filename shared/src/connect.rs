@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::health;
 use crate::http::Deadline;
 use crate::leaf::{Created, LeafApi, LeafCredentials};
@@ -84,7 +84,7 @@ impl Connector {
             return Err(ConnectorError::LeafUserNotFound);
         }
 
-        let login = self.logins.grower_login(user).await?;
+        let login = crate::secrets::within(deadline, self.logins.grower_login(user)).await?;
         let tokens = self.stara.issue_tokens(&login, deadline).await?;
 
         let replaced_status = match held {
@@ -98,7 +98,12 @@ impl Connector {
             Created::Stored(c) if replaced_status.is_some() => (Outcome::Reconnected, c),
             Created::Stored(c) => (Outcome::Connected, c),
             // Another invocation (a redelivered message, say) attached them first.
-            Created::AlreadyPresent(c) => (Outcome::AlreadyConnected, c),
+            Created::AlreadyPresent(c) if health::is_working(&c.status) => (Outcome::AlreadyConnected, c),
+            // Someone else attached credentials that do not work: a later try replaces them.
+            Created::AlreadyPresent(c) => {
+                let detail = format!("a concurrent writer attached credentials with status {}", c.status);
+                return Err(UpstreamError::new(Service::Leaf, "POST /users/{id}/stara-credentials", UpstreamKind::BadGateway, detail).into());
+            }
         };
         Ok(ConnectReport { outcome, credentials, replaced_status })
     }
@@ -170,9 +175,11 @@ pub(crate) mod fakes {
         pub held: Mutex<HashMap<Uuid, LeafCredentials>>,
         pub posts: Mutex<usize>,
         pub deletes: Mutex<usize>,
-        /// Make the next POST answer 409 after another writer attached credentials.
-        pub race_on_post: Mutex<bool>,
+        /// Make the next POST answer 409 after another writer attached credentials with this status.
+        pub race_on_post: Mutex<Option<&'static str>>,
         pub fail_get: Mutex<bool>,
+        /// Every user `get_credentials` was asked about, in call order.
+        pub gets: Mutex<Vec<Uuid>>,
     }
 
     impl FakeLeaf {
@@ -184,6 +191,7 @@ pub(crate) mod fakes {
     #[async_trait]
     impl LeafApi for FakeLeaf {
         async fn get_credentials(&self, user: &Uuid, _: &Deadline) -> Result<Option<LeafCredentials>, ConnectorError> {
+            self.gets.lock().unwrap().push(*user);
             if *self.fail_get.lock().unwrap() {
                 return Err(UpstreamError::new(Service::Leaf, "GET", UpstreamKind::Unavailable, "HTTP 503").into());
             }
@@ -195,9 +203,10 @@ pub(crate) mod fakes {
         async fn create_credentials(&self, user: &Uuid, _: &StaraTokens, _: &Deadline) -> Result<Created, ConnectorError> {
             *self.posts.lock().unwrap() += 1;
             let fresh = LeafCredentials { id: format!("new-{user}"), status: "OK".into(), created_time: None };
-            if std::mem::take(&mut *self.race_on_post.lock().unwrap()) {
-                self.held.lock().unwrap().insert(*user, fresh.clone());
-                return Ok(Created::AlreadyPresent(fresh));
+            if let Some(status) = self.race_on_post.lock().unwrap().take() {
+                let theirs = LeafCredentials { id: format!("theirs-{user}"), status: status.into(), created_time: None };
+                self.held.lock().unwrap().insert(*user, theirs.clone());
+                return Ok(Created::AlreadyPresent(theirs));
             }
             self.held.lock().unwrap().insert(*user, fresh.clone());
             Ok(Created::Stored(fresh))
@@ -319,8 +328,17 @@ mod tests {
     #[tokio::test]
     async fn losing_a_race_to_another_writer_is_already_connected() {
         let w = world();
-        *w.leaf.race_on_post.lock().unwrap() = true;
+        *w.leaf.race_on_post.lock().unwrap() = Some("OK");
         assert_eq!(connect(&w, false).await.unwrap().outcome, Outcome::AlreadyConnected);
+    }
+
+    #[tokio::test]
+    async fn losing_a_race_to_broken_credentials_is_a_retryable_error() {
+        let w = world();
+        *w.leaf.race_on_post.lock().unwrap() = Some("INVALID");
+        let err = connect(&w, false).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(err.http_status(), 502);
     }
 
     #[tokio::test]

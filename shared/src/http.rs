@@ -105,6 +105,8 @@ impl AttemptError {
 pub enum Failure {
     NoAnswer(AttemptError),
     Status(u16),
+    /// A success status with a body that is not what the API documents.
+    UnreadableAnswer(u16),
 }
 
 impl Failure {
@@ -114,6 +116,7 @@ impl Failure {
             Failure::NoAnswer(AttemptError::Timeout) => (UpstreamKind::Timeout, "no answer in time".to_owned()),
             Failure::NoAnswer(AttemptError::Connect(e)) => (UpstreamKind::Unavailable, format!("could not connect: {e}")),
             Failure::NoAnswer(AttemptError::Transport(e)) => (UpstreamKind::Unavailable, format!("connection broke: {e}")),
+            Failure::UnreadableAnswer(s) => (UpstreamKind::BadGateway, format!("HTTP {s} with an unreadable body")),
             Failure::Status(504) => (UpstreamKind::Timeout, "HTTP 504".to_owned()),
             Failure::Status(s @ (429 | 503)) => (UpstreamKind::Unavailable, format!("HTTP {s}")),
             Failure::Status(s) if s >= 500 => (UpstreamKind::BadGateway, format!("HTTP {s}")),

@@ -90,7 +90,7 @@ impl LeafClient {
             password: &'a str,
             remember_me: &'a str,
         }
-        let owner = self.owner.leaf_owner().await?;
+        let owner = crate::secrets::within(deadline, self.owner.leaf_owner()).await?;
         let body = serde_json::to_vec(&Body { username: &owner.username, password: owner.password.expose_secret(), remember_me: "true" })
             .expect("strings always serialise");
         let call = Call {
@@ -218,7 +218,11 @@ impl LeafApi for LeafClient {
             // POST is not idempotent: it is sent once per loop turn, never by the retrying `send`.
             let (failure, retry_after, ambiguous) = match self.http.attempt(&call, deadline).await {
                 Ok(reply) => match reply.status {
-                    200..=299 => return parse_credentials(&reply, POST_CREDENTIALS).map(Created::Stored),
+                    200..=299 => match parse_credentials(&reply, POST_CREDENTIALS) {
+                        Ok(stored) => return Ok(Created::Stored(stored)),
+                        // A success we cannot read is no clear answer: look before trying again.
+                        Err(_) => (Failure::UnreadableAnswer(reply.status), None, true),
+                    },
                     401 if !renewed => {
                         // A 401 is a clear "not processed": renew and send again.
                         renewed = true;
@@ -249,7 +253,7 @@ impl LeafApi for LeafClient {
                     return Ok(Created::Stored(held));
                 }
             }
-            let retryable = matches!(failure, Failure::NoAnswer(_) | Failure::Status(429 | 502 | 503 | 504));
+            let retryable = matches!(failure, Failure::NoAnswer(_) | Failure::UnreadableAnswer(_) | Failure::Status(429 | 502 | 503 | 504));
             match self.http.pause_before_retry(attempts, retry_after.as_deref(), deadline).filter(|_| retryable) {
                 Some(delay) => {
                     tracing::warn!(attempt = attempts, failure = ?failure, delay_ms = delay.as_millis() as u64, "retrying Leaf POST credentials");

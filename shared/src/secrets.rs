@@ -118,6 +118,14 @@ impl SecretCache {
     }
 }
 
+/// Runs a secret read within what is left of the invocation's deadline: the SDK's own
+/// timeouts do not know about it.
+pub async fn within<T>(deadline: &crate::http::Deadline, read: impl Future<Output = Result<T, ConnectorError>>) -> Result<T, ConnectorError> {
+    tokio::time::timeout(deadline.remaining(), read).await.unwrap_or_else(|_| {
+        Err(ConnectorError::SecretsUnavailable { secret_id: "(any)".into(), detail: "no answer before the deadline".into() })
+    })
+}
+
 /// A grower's Stara login, from secret `<prefix><leafUserId>`.
 #[derive(Clone, Debug)]
 pub struct StaraLogin {
