@@ -106,6 +106,12 @@ impl Bed {
         Running { runtime, function, capture_dir: self.capture_dir.clone() }
     }
 
+    /// Starts another process of `bin` polling the same emulator as `running`: two warm
+    /// instances of one function, sharing its invocations.
+    pub fn run_beside(&self, running: &Running, extra_env: &[(&str, &str)]) -> Function {
+        Function::spawn(running.function.name(), &running.runtime, &self.env(extra_env))
+    }
+
     /// A grower with a Stara account, a Leaf user and a login secret; no Leaf credentials yet.
     pub async fn add_grower(&self) -> Grower {
         let grower = self.add_grower_without_secret().await;

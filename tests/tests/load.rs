@@ -1,0 +1,72 @@
+//! Load: 1,000 growers connected through SQS-shaped batches while 5 % of upstream calls fail
+//! transiently. Everyone ends connected, with no duplicate credential and no extra POST.
+//! (`make bench` runs the same scenario on release binaries and reports time and peak RSS.)
+
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use testbed::bed::{Bed, batch_failures, connect_body, sqs_event};
+use testbed::{Fault, Route};
+
+const GROWERS: usize = 1_000;
+
+#[tokio::test]
+async fn a_thousand_connects_with_five_percent_transient_faults() {
+    let bed = Bed::start().await;
+    let running = bed.run("connect", &[]).await;
+    let second = bed.run_beside(&running, &[]);
+    let mut ids = Vec::with_capacity(GROWERS);
+    for _ in 0..GROWERS {
+        ids.push(bed.add_grower().await.leaf_user_id);
+    }
+    // About 5 % of connects meet a transient fault somewhere on their path.
+    for (route, fault) in [
+        (Route::StaraAuth, Fault::Status(503)),
+        (Route::StaraToken, Fault::Reset),
+        (Route::LeafGetCredentials, Fault::Status(502)),
+        (Route::LeafUser, Fault::Status(429)),
+        (Route::LeafPostCredentials, Fault::Status(503)),
+        (Route::LeafPostCredentials, Fault::ProcessThenReset),
+    ] {
+        bed.standin.inject_randomly(route, fault, 0.01);
+    }
+
+    let started = Instant::now();
+    let mut pending = ids.clone();
+    let mut deliveries = 0;
+    while !pending.is_empty() {
+        deliveries += 1;
+        assert!(deliveries <= 10, "{} messages still failing after 10 deliveries", pending.len());
+        let batches: Vec<Vec<String>> = pending.chunks(10).map(<[String]>::to_vec).collect();
+        let (bed, running) = (&bed, &running);
+        pending = futures_util::stream::iter(batches)
+            .map(|batch| async move {
+                let bodies: Vec<String> = batch.iter().map(|id| connect_body(id, false)).collect();
+                let invocation = bed.invoke(running, sqs_event(&bodies)).await;
+                batch_failures(&invocation)
+                    .iter()
+                    .map(|m| batch[m.trim_start_matches('m').parse::<usize>().expect("m<n>")].clone())
+                    .collect::<Vec<String>>()
+            })
+            .buffer_unordered(4)
+            .flat_map(futures_util::stream::iter)
+            .collect()
+            .await;
+    }
+    let elapsed = started.elapsed();
+
+    let connected = ids.iter().filter(|id| bed.standin.credential(id).is_some_and(|c| c.status == "OK")).count();
+    assert_eq!(connected, GROWERS);
+    assert_eq!(bed.standin.conflicts(), 0, "no duplicate POST");
+    let posts = bed.standin.count(Route::LeafPostCredentials);
+    let post_faults = bed.standin.faults_served(Route::LeafPostCredentials);
+    assert!(posts <= GROWERS + post_faults, "{posts} POSTs, {post_faults} injected POST faults");
+    let faults: usize = Route::ALL.iter().map(|&r| bed.standin.faults_served(r)).sum();
+    assert!(faults >= GROWERS / 50, "about 5 % of connects met a fault ({faults})");
+    eprintln!(
+        "load: {GROWERS} connects, {faults} injected faults, {deliveries} deliveries, {elapsed:?}, peak RSS {} / {} kB",
+        running.function.peak_rss_kb().unwrap_or(0),
+        second.peak_rss_kb().unwrap_or(0)
+    );
+    bed.assert_no_leaks(&[&running.function, &second]);
+}
