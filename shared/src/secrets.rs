@@ -317,6 +317,18 @@ mod tests {
         assert_eq!(err.code(), "configuration_error");
     }
 
+    #[tokio::test]
+    async fn a_read_slower_than_the_deadline_is_unavailable() {
+        let deadline = crate::http::Deadline::after(Duration::from_millis(20));
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        };
+        let err = within(&deadline, slow).await.unwrap_err();
+        assert_eq!(err.code(), "secrets_unavailable");
+        assert!(err.is_retryable());
+    }
+
     #[test]
     fn debug_output_redacts_passwords() {
         let login = StaraLogin { login: "g".into(), password: SecretString::from("hunter2") };
