@@ -24,6 +24,5 @@ cargo test --workspace --all-targets
 # line and response of every test.
 cargo run --quiet -p stara-connect-e2e --bin leak_scan
 
-if [ -x scripts/check-template.sh ]; then
-  scripts/check-template.sh
-fi
+# The SAM template: cfn-lint, sam validate --lint, and the project's own template rules.
+scripts/check-template.sh

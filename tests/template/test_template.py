@@ -1,0 +1,440 @@
+"""template.yaml is part of the product: these tests hold it to the rules of docs/DEPLOY.md and
+template_rules.py, and prove (by breaking a copy) that each rule can fail.
+
+cfn-lint and `sam validate --lint` run beside these (scripts/check-template.sh); they accept a
+well-formed but wrong Runtime and a misspelt FunctionResponseTypes entry, which is why the rules
+below check exact values.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+import template_rules as rules
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+@pytest.fixture(scope="module")
+def fns(template) -> dict[str, dict]:
+    """binary -> effective properties (Globals applied)."""
+    return {b: rules.function_props(template, r) for b, (_, r) in rules.functions_by_binary(template).items()}
+
+
+def res(template, name):
+    return template["Resources"][name]
+
+
+# ------------------------------------------------------------------------------------------------
+# The template as it is
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_template_keeps_every_rule(template):
+    violations = rules.check(template)
+    assert violations == [], "template.yaml breaks its rules:\n" + rules.format_violations(violations)
+
+
+def test_both_functions_are_rust_on_graviton(template, fns):
+    assert set(fns) == {"connect", "verify"}
+    for binary, p in fns.items():
+        assert p["Runtime"] == "provided.al2023", binary
+        assert p["Architectures"] == ["arm64"], binary
+        assert p["Handler"] == "bootstrap", binary
+        assert p["CodeUri"] == ".", binary
+        assert p["LoggingConfig"]["LogFormat"] == "JSON", binary
+    for binary, (_, r) in rules.functions_by_binary(template).items():
+        assert r["Metadata"] == {"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": binary}}
+
+
+def test_memory_is_the_provisional_choice(fns):
+    # Provisional until docs/BENCHMARKS.md measures it; change both together.
+    assert fns["connect"]["MemorySize"] == 256
+    assert fns["verify"]["MemorySize"] == 512
+
+
+def test_connect_answers_inside_api_gateways_30_seconds(template, fns):
+    connect = fns["connect"]
+    assert connect["Timeout"] <= 29
+    budget_ms = int(connect["Environment"]["Variables"]["UPSTREAM_BUDGET_MS"])
+    assert budget_ms + 1000 <= connect["Timeout"] * 1000
+    for integration in rules.resources(template, "AWS::ApiGatewayV2::Integration").values():
+        assert integration["Properties"]["TimeoutInMillis"] <= 30000
+        assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+def test_connect_queue_is_fifo_with_a_longer_lived_fifo_dlq_and_an_alarm(template, fns):
+    event = fns["connect"]["Events"]["ConnectQueue"]
+    assert event["Type"] == "SQS"
+    ep = event["Properties"]
+    assert ep["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 2 <= ep["ScalingConfig"]["MaximumConcurrency"] <= 1000
+    assert ep["BatchSize"] <= 10
+    queue_name = rules.target(ep["Queue"])
+    queue = res(template, queue_name)["Properties"]
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is True
+    assert queue["VisibilityTimeout"] >= 6 * fns["connect"]["Timeout"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
+    dlq_name = rules.target(queue["RedrivePolicy"]["deadLetterTargetArn"])
+    dlq = res(template, dlq_name)["Properties"]
+    assert dlq["FifoQueue"] is True
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+    alarms = [
+        a["Properties"]
+        for a in rules.resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and a["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_name, "QueueName"]}}]
+    ]
+    assert len(alarms) == 1
+    assert alarms[0]["Threshold"] == 0 and alarms[0]["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_every_route_is_authorized_in_both_auth_modes(template):
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in rules.resources(template, "AWS::ApiGatewayV2::Route").values()}
+    assert set(routes) == set(rules.ROUTES)
+    for key, rp in routes.items():
+        assert rp["AuthorizationType"] == {"Fn::If": ["UseJwt", "JWT", "AWS_IAM"]}, key
+        assert rp["AuthorizerId"] == {"Fn::If": ["UseJwt", {"Ref": "JwtAuthorizer"}, {"Ref": "AWS::NoValue"}]}, key
+    assert template["Conditions"]["UseJwt"] == {"Fn::Equals": [{"Ref": "AuthMode"}, "JWT"]}
+    authorizer = res(template, "JwtAuthorizer")
+    assert authorizer["Condition"] == "UseJwt"
+    assert authorizer["Properties"]["AuthorizerType"] == "JWT"
+    # No SAM-generated API with routes of its own.
+    assert not rules.resources(template, "AWS::Serverless::HttpApi", "AWS::Serverless::Api")
+    for p in rules.resources(template, "AWS::Serverless::Function").values():
+        assert not rules.events(p["Properties"], "HttpApi", "Api")
+
+
+def test_routes_are_throttled(template):
+    (stage,) = rules.resources(template, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] >= settings["ThrottlingRateLimit"]
+
+
+def _statements(fprops):
+    return [st for _, st in rules.statements(fprops.get("Policies"))]
+
+
+def test_secrets_are_read_only_under_the_grower_prefix_and_the_leaf_secret(fns):
+    grower_prefix = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${StaraSecretPrefix}*"}
+    leaf = {"Ref": "LeafSecretArn"}
+    expected = {"connect": [grower_prefix, leaf], "verify": [leaf]}
+    for binary, p in fns.items():
+        sts = _statements(p)
+        assert None not in sts, f"{binary}: only inline statements"
+        get = [st for st in sts if "secretsmanager:GetSecretValue" in rules.as_list(st["Action"])]
+        assert len(get) == 1, binary
+        assert rules.as_list(get[0]["Resource"]) == expected[binary], binary
+        for st in sts:
+            assert "*" not in rules.as_list(st["Resource"]) or rules.as_list(st["Action"]) == ["secretsmanager:ListSecrets"], (binary, st)
+
+
+def test_only_verify_lists_secrets_and_sends_only_to_the_connect_queue(template, fns):
+    def actions(binary):
+        return {a for st in _statements(fns[binary]) for a in rules.as_list(st["Action"])}
+
+    assert actions("connect") == {"secretsmanager:GetSecretValue"}
+    assert actions("verify") == {"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets", "sqs:SendMessage"}
+    (send,) = [st for st in _statements(fns["verify"]) if "sqs:SendMessage" in rules.as_list(st["Action"])]
+    assert send["Resource"] == {"Fn::GetAtt": [rules.connect_queue(template), "Arn"]}
+    (listing,) = [st for st in _statements(fns["verify"]) if "secretsmanager:ListSecrets" in rules.as_list(st["Action"])]
+    assert listing["Resource"] == "*"
+    # ...and the template says why '*' is unavoidable there.
+    assert "ListSecrets supports no resource-level permissions" in TEMPLATE.read_text()
+    assert not rules.resources(template, "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
+
+def test_the_verify_schedule_retries_and_has_a_dead_letter_queue(template, fns):
+    (event,) = rules.events(fns["verify"], "ScheduleV2").values()
+    ep = event["Properties"]
+    assert json.loads(ep["Input"]) == {"source": "stara-connect.scheduler", "action": "verify-all"}
+    assert ep["Input"] == '{"source":"stara-connect.scheduler","action":"verify-all"}'
+    assert ep["ScheduleExpression"] == {"Ref": "VerifyScheduleExpression"}
+    assert template["Parameters"]["VerifyScheduleExpression"]["Default"] == "rate(1 hour)"
+    assert ep["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    dlq = rules.target(ep["DeadLetterConfig"]["Arn"])
+    assert res(template, dlq)["Type"] == "AWS::SQS::Queue"
+    assert "FifoQueue" not in res(template, dlq)["Properties"], "Scheduler writes only to standard queues"
+    variables = fns["verify"]["Environment"]["Variables"]
+    assert variables["AUTO_REPAIR"] == {"Ref": "AutoRepair"}
+    assert variables["VERIFY_CONCURRENCY"] == {"Ref": "VerifyConcurrency"}
+    assert variables["CONNECT_QUEUE_URL"] == {"Ref": rules.connect_queue(template)}
+
+
+def test_the_environment_contract_matches_the_code(template, fns):
+    """Parameter defaults are the defaults of shared/src/config.rs, and every variable a function
+    is given is one its code reads."""
+    config_rs = (ROOT / "shared/src/config.rs").read_text()
+    consts = dict(re.findall(r'pub const (DEFAULT_\w+): &str = "([^"]*)";', config_rs))
+    params = template["Parameters"]
+    assert params["StaraBaseUrl"]["Default"] == consts["DEFAULT_STARA_BASE_URL"]
+    assert params["LeafBaseUrl"]["Default"] == consts["DEFAULT_LEAF_BASE_URL"]
+    assert params["StaraSecretPrefix"]["Default"] == consts["DEFAULT_STARA_SECRET_PREFIX"]
+    assert re.fullmatch(params["StaraSecretPrefix"]["AllowedPattern"], consts["DEFAULT_STARA_SECRET_PREFIX"])
+    assert not re.fullmatch(params["StaraSecretPrefix"]["AllowedPattern"], ""), "an empty prefix would grant every secret"
+    code = "\n".join(f.read_text() for d in ("shared/src", "functions") for f in (ROOT / d).rglob("*.rs"))
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', code))
+    for binary, p in fns.items():
+        variables = p["Environment"]["Variables"]
+        assert variables["LEAF_SECRET_ID"] == {"Ref": "LeafSecretArn"}, binary
+        assert variables["STARA_SECRET_PREFIX"] == {"Ref": "StaraSecretPrefix"}, binary
+        assert variables["STARA_BASE_URL"] == {"Ref": "StaraBaseUrl"}, binary
+        assert variables["LEAF_BASE_URL"] == {"Ref": "LeafBaseUrl"}, binary
+        unknown = set(variables) - read
+        assert not unknown, f"{binary} is given variables no code reads: {sorted(unknown)}"
+
+
+def test_leaf_secret_parameter_takes_only_a_full_secret_arn(template):
+    pattern = template["Parameters"]["LeafSecretArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "arn:aws:secretsmanager:us-east-1:123456789012:secret:stara-connect/leaf-owner-AbC123")
+    assert not re.fullmatch(pattern, "arn:aws:secretsmanager:us-east-1:123456789012:secret:stara-connect/leaf-owner")
+    assert not re.fullmatch(pattern, "*")
+    assert not re.fullmatch(pattern, "stara-connect/leaf-owner")
+
+
+def test_outputs(template):
+    outputs = template["Outputs"]
+    assert {"ApiUrl", "ConnectQueueUrl", "ConnectDeadLetterQueueUrl"} <= set(outputs)
+    assert outputs["ConnectQueueUrl"]["Value"] == {"Ref": rules.connect_queue(template)}
+
+
+def test_samconfig_deploys_with_iam_capability():
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["version"] == 0.1
+    deploy = config["default"]["deploy"]["parameters"]
+    assert "CAPABILITY_IAM" in deploy["capabilities"].split()
+    assert deploy["resolve_s3"] is True
+    assert config["default"]["global"]["parameters"]["stack_name"]
+    # The template is linted the same way by `sam validate` as by the checks.
+    assert config["default"]["validate"]["parameters"]["lint"] is True
+
+
+def test_alarms_on_custom_metrics_read_metrics_the_code_writes(template):
+    metrics_rs = (ROOT / "shared/src/metrics.rs").read_text()
+    (namespace,) = re.findall(r'pub const NAMESPACE: &str = "([^"]+)";', metrics_rs)
+    code = "\n".join(f.read_text() for f in (ROOT / "shared/src").rglob("*.rs"))
+    for name, alarm in rules.resources(template, "AWS::CloudWatch::Alarm").items():
+        a = alarm["Properties"]
+        if a["Namespace"].startswith("AWS/"):
+            continue
+        assert a["Namespace"] == namespace, name
+        assert f'.count("{a["MetricName"]}"' in code, f"{name}: no code emits {a['MetricName']!r}"
+        dims = {d["Name"]: d["Value"] for d in a["Dimensions"]}
+        assert dims == {"Function": "verify"} and 'MetricSet::new("verify")' in code, name
+
+
+def test_log_level_cannot_filter_out_the_metric_lines(template):
+    # EMF lines carry no "level": Lambda files them as INFO, so a WARN or ERROR filter would drop
+    # the metrics the verify alarms read.
+    assert set(template["Parameters"]["LogLevel"]["AllowedValues"]) <= {"TRACE", "DEBUG", "INFO"}
+    for binary, p in rules.functions_by_binary(template).items():
+        assert p[1]["Properties"]["LoggingConfig"]["ApplicationLogLevel"] == {"Ref": "LogLevel"}, binary
+
+
+def test_every_alarm_has_a_runbook(template):
+    deploy = (ROOT / "docs/DEPLOY.md").read_text()
+    alarms = rules.resources(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 3
+    for name, alarm in alarms.items():
+        assert "docs/DEPLOY.md#alarms" in alarm["Properties"]["AlarmDescription"], name
+        assert f"`{name}`" in deploy, f"docs/DEPLOY.md has no runbook entry for {name}"
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+
+
+def test_what_sam_generates_keeps_the_rules(template, monkeypatch):
+    """Runs the SAM transform (offline) and checks what CloudFormation will actually receive:
+    the event source mapping, the schedule and every IAM role SAM writes."""
+    from samtranslator.translator.transform import transform
+
+    class ManagedPolicies:
+        def load(self):
+            return {n: f"arn:aws:iam::aws:policy/service-role/{n}" for n in ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole")}
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    t = json.loads(json.dumps(template))
+    for r in rules.resources(t, "AWS::Serverless::Function").values():
+        r["Properties"]["CodeUri"] = "s3://bucket/key.zip"  # what `sam deploy` substitutes after the build
+    out = transform(t, {"LeafSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:leaf-AbC123"}, ManagedPolicies())
+    generated = out["Resources"]
+
+    (esm,) = [r["Properties"] for r in generated.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["ScalingConfig"]["MaximumConcurrency"] >= 2
+    assert esm["EventSourceArn"] == {"Fn::GetAtt": ["ConnectQueue", "Arn"]}
+
+    (schedule,) = [r["Properties"] for r in generated.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert json.loads(schedule["Target"]["Input"]) == {"source": "stara-connect.scheduler", "action": "verify-all"}
+    assert schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert schedule["Target"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["VerifyScheduleDeadLetterQueue", "Arn"]}
+    assert schedule["Name"] == {"Fn::Sub": "${AWS::StackName}-verify-sweep"}
+
+    for name, fn in generated.items():
+        if fn["Type"] == "AWS::Lambda::Function":
+            assert fn["Properties"]["Runtime"] == "provided.al2023" and fn["Properties"]["Architectures"] == ["arm64"], name
+    roles = {n: r["Properties"] for n, r in generated.items() if r["Type"] == "AWS::IAM::Role"}
+    assert set(roles) == {"ConnectFunctionRole", "VerifyFunctionRole", "VerifyFunctionSweepRole"}
+    basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    sqs_poll = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+    assert roles["ConnectFunctionRole"]["ManagedPolicyArns"] == [basic, sqs_poll]
+    assert roles["VerifyFunctionRole"]["ManagedPolicyArns"] == [basic]
+    assert "ManagedPolicyArns" not in roles["VerifyFunctionSweepRole"]
+    for name, role in roles.items():
+        for policy in role.get("Policies", []):
+            for st in rules.as_list(policy["PolicyDocument"]["Statement"]):
+                for action in rules.as_list(st["Action"]):
+                    assert "*" not in action, (name, st)
+                    if action == "secretsmanager:GetSecretValue":
+                        assert "*" not in rules.as_list(st["Resource"]), (name, st)
+                    if action == "sqs:SendMessage":
+                        assert rules.getatt(st["Resource"]) in {("ConnectQueue", "Arn"), ("VerifyScheduleDeadLetterQueue", "Arn")}, (name, st)
+                    if action == "lambda:InvokeFunction":
+                        assert name == "VerifyFunctionSweepRole" and st["Resource"] == {"Fn::GetAtt": ["VerifyFunction", "Arn"]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Mutations: break one rule in a copy, and the checker must name that rule.
+# ------------------------------------------------------------------------------------------------
+
+
+def _text_mutant(tmp_path: Path, old: str, new: str, count: int = 1) -> dict:
+    text = TEMPLATE.read_text()
+    assert text.count(old) >= count, f"mutation anchor {old!r} not found: update the test with the template"
+    mutated = text.replace(old, new, count)
+    path = tmp_path / "template.yaml"
+    path.write_text(mutated)
+    return cfn_yaml.load(str(path))
+
+
+def _rules_broken(template) -> set[str]:
+    return {v.rule for v in rules.check(template)}
+
+
+TEXT_MUTATIONS = [
+    ("wrong runtime", "Runtime: provided.al2023", "Runtime: provided.al2", "runtime"),
+    ("runtime of another language", "Runtime: provided.al2023", "Runtime: python3.12", "runtime"),
+    ("misspelt ReportBatchItemFailures", "[ReportBatchItemFailures]", "[ReportBatchItemFailure]", "batch-failures"),
+    ("differently cased ReportBatchItemFailures", "[ReportBatchItemFailures]", "[reportBatchItemFailures]", "batch-failures"),
+    ("x86", "Architectures: [arm64]", "Architectures: [x86_64]", "architecture"),
+    ("other handler", "Handler: bootstrap", "Handler: main", "handler"),
+    ("text logs", "LogFormat: JSON", "LogFormat: Text", "logging"),
+    ("visibility below 6 x timeout", "VisibilityTimeout: 180", "VisibilityTimeout: 120", "visibility"),
+    ("connect timeout beyond API Gateway", "Timeout: 29", "Timeout: 30", "api-timeout"),
+    ("too few receives", "maxReceiveCount: 5", "maxReceiveCount: 2", "dlq"),
+    ("standard queue", "      FifoQueue: true\n      ContentBasedDeduplication: true\n      VisibilityTimeout", "      FifoQueue: false\n      ContentBasedDeduplication: true\n      VisibilityTimeout", "fifo"),
+    ("route open", "      RouteKey: GET /connections/{leafUserId}\n      Target: !Sub 'integrations/${VerifyIntegration}'\n      AuthorizationType: !If [UseJwt, JWT, AWS_IAM]",
+     "      RouteKey: GET /connections/{leafUserId}\n      Target: !Sub 'integrations/${VerifyIntegration}'\n      AuthorizationType: !If [UseJwt, JWT, NONE]", "route-auth"),
+    ("schedule without retry", "            RetryPolicy:\n              MaximumRetryAttempts: 5\n              MaximumEventAgeInSeconds: 3600\n", "", "schedule-retry"),
+    ("unbounded queue concurrency", "            ScalingConfig:\n              MaximumConcurrency: 5\n", "", "max-concurrency"),
+]
+
+
+@pytest.mark.parametrize("what,old,new,rule", TEXT_MUTATIONS, ids=[m[0] for m in TEXT_MUTATIONS])
+def test_a_broken_copy_is_caught(tmp_path, what, old, new, rule):
+    mutant = _text_mutant(tmp_path, old, new)
+    broken = _rules_broken(mutant)
+    assert rule in broken, f"{what}: expected rule {rule!r} to fail, got {sorted(broken)}"
+
+
+def _mutate(template, change) -> set[str]:
+    mutant = copy.deepcopy(template)
+    change(mutant)
+    return _rules_broken(mutant)
+
+
+def _policy(t, fn):
+    return t["Resources"][fn]["Properties"]["Policies"][0]["Statement"]
+
+
+def _connect_queue(t):
+    return t["Resources"]["ConnectQueue"]["Properties"]
+
+
+def test_get_secret_value_on_star_is_caught(template):
+    assert "secrets-scope" in _mutate(template, lambda t: _policy(t, "ConnectFunction")[0]["Resource"].append("*"))
+    assert "secrets-scope" in _mutate(template, lambda t: _policy(t, "VerifyFunction")[0].__setitem__("Resource", "*"))
+    grower_prefix = _policy(template, "ConnectFunction")[0]["Resource"][0]
+    assert "secrets-scope" in _mutate(template, lambda t: _policy(t, "VerifyFunction")[0].__setitem__("Resource", [grower_prefix, {"Ref": "LeafSecretArn"}]))
+    any_secret = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"}
+    assert "secrets-scope" in _mutate(template, lambda t: _policy(t, "ConnectFunction")[0].__setitem__("Resource", [any_secret]))
+
+
+def test_broader_iam_is_caught(template):
+    def list_in_connect(t):
+        _policy(t, "ConnectFunction").append({"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"})
+
+    def send_anywhere(t):
+        _policy(t, "VerifyFunction")[2]["Resource"] = "*"
+
+    def wildcard_action(t):
+        _policy(t, "VerifyFunction")[2]["Action"] = "sqs:*"
+
+    def managed_policy(t):
+        t["Resources"]["ConnectFunction"]["Properties"]["Policies"].append("SecretsManagerReadWrite")
+
+    assert "iam" in _mutate(template, list_in_connect)
+    assert "sqs-scope" in _mutate(template, send_anywhere)
+    assert "iam" in _mutate(template, wildcard_action)
+    assert "iam" in _mutate(template, managed_policy)
+
+
+def test_a_missing_dlq_is_caught(template):
+    assert "dlq" in _mutate(template, lambda t: _connect_queue(t).pop("RedrivePolicy"))
+    assert "dlq" in _mutate(template, lambda t: t["Resources"]["ConnectDeadLetterQueue"]["Properties"].__setitem__("MessageRetentionPeriod", 345600))
+    assert "alarm" in _mutate(template, lambda t: t["Resources"].pop("ConnectDeadLetterAlarm"))
+    assert "schedule-dlq" in _mutate(
+        template, lambda t: t["Resources"]["VerifyFunction"]["Properties"]["Events"]["Sweep"]["Properties"].pop("DeadLetterConfig")
+    )
+
+
+def test_an_unauthorized_route_is_caught(template):
+    def no_auth(t):
+        t["Resources"]["DisconnectRoute"]["Properties"].pop("AuthorizationType")
+
+    def jwt_without_authorizer(t):
+        t["Resources"]["ConnectRoute"]["Properties"]["AuthorizerId"] = {"Ref": "AWS::NoValue"}
+
+    def sam_event_without_auth(t):
+        t["Resources"]["VerifyFunction"]["Properties"]["Events"]["Extra"] = {
+            "Type": "HttpApi",
+            "Properties": {"Method": "GET", "Path": "/connections"},
+        }
+
+    def missing_route(t):
+        t["Resources"].pop("StatusRoute")
+
+    assert "route-auth" in _mutate(template, no_auth)
+    assert "route-auth" in _mutate(template, jwt_without_authorizer)
+    assert "route-auth" in _mutate(template, sam_event_without_auth)
+    assert "routes" in _mutate(template, missing_route)
+
+
+def test_a_sam_api_with_a_default_authorizer_passes_the_route_rule(template):
+    """The route rule also understands SAM HttpApi events, so it does not tie the template to
+    one way of declaring the API."""
+
+    def via_sam(t):
+        t["Resources"]["SamApi"] = {"Type": "AWS::Serverless::HttpApi", "Properties": {"Auth": {"DefaultAuthorizer": "AWS_IAM", "EnableIamAuthorizer": True}}}
+        t["Resources"]["VerifyFunction"]["Properties"]["Events"]["Extra"] = {
+            "Type": "HttpApi",
+            "Properties": {"ApiId": {"Ref": "SamApi"}, "Method": "GET", "Path": "/health"},
+        }
+
+    assert "route-auth" not in _mutate(template, via_sam)
+
+
+def test_unthrottled_routes_are_caught(template):
+    assert "throttling" in _mutate(template, lambda t: t["Resources"]["HttpApiStage"]["Properties"].pop("DefaultRouteSettings"))
