@@ -6,13 +6,17 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, VerifyConfig};
 use crate::connect::Connector;
 use crate::connect_handler::ConnectApp;
+use crate::directory::SecretsManagerDirectory;
 use crate::http::HttpClient;
 use crate::leaf::LeafClient;
+use crate::repair_queue::{RepairQueue, SqsRepairQueue};
 use crate::secrets::{Secrets, SecretsManagerSource};
 use crate::stara::StaraClient;
+use crate::verify::Verifier;
+use crate::verify_handler::VerifyApp;
 
 /// Everything a function talks to, built once in `main` and shared by every invocation.
 pub struct Clients {
@@ -53,6 +57,25 @@ impl Clients {
             connector: Connector::new(self.secrets.clone(), self.stara.clone(), self.leaf.clone()),
             budget: self.config.http.budget,
             batch_concurrency: self.config.batch_concurrency,
+        }
+    }
+
+    pub fn verify_app(&self, verify: &VerifyConfig) -> VerifyApp {
+        let directory = SecretsManagerDirectory::new(aws_sdk_secretsmanager::Client::new(&self.aws), self.config.stara_secret_prefix.clone());
+        let repairs = verify
+            .repair_queue_url()
+            .map(|url| Arc::new(SqsRepairQueue::new(aws_sdk_sqs::Client::new(&self.aws), url)) as Arc<dyn RepairQueue>);
+        match (&verify.connect_queue_url, verify.auto_repair) {
+            (None, _) => tracing::warn!("CONNECT_QUEUE_URL is not set: verify reports broken connections but does not repair them"),
+            (Some(_), false) => tracing::info!("AUTO_REPAIR is off: verify reports broken connections but does not repair them"),
+            (Some(_), true) => {}
+        }
+        VerifyApp {
+            verifier: Verifier::new(self.leaf.clone()),
+            directory: Arc::new(directory),
+            repairs,
+            budget: self.config.http.budget,
+            concurrency: verify.concurrency,
         }
     }
 }

@@ -95,13 +95,71 @@ impl Config {
             stara_secret_prefix: get("STARA_SECRET_PREFIX").unwrap_or_else(|| DEFAULT_STARA_SECRET_PREFIX.to_owned()),
             secret_cache_ttl: Duration::from_secs(u64::from(number(&get, "SECRET_CACHE_TTL_SECS", 300u32, 0, 86_400)?)),
             http,
-            batch_concurrency: number(&get, "BATCH_CONCURRENCY", 8u32, 1, 100)? as usize,
+            // 10 is the largest batch a FIFO queue delivers: a full batch runs in one wave.
+            batch_concurrency: number(&get, "BATCH_CONCURRENCY", 10u32, 1, 100)? as usize,
         })
     }
 
     /// The name of the secret holding this grower's Stara login.
     pub fn grower_secret_id(&self, leaf_user_id: &uuid::Uuid) -> String {
         format!("{}{}", self.stara_secret_prefix, leaf_user_id)
+    }
+}
+
+/// What only the verify function reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyConfig {
+    /// Growers checked at the same time in a scheduled run.
+    pub concurrency: usize,
+    /// The connect function's FIFO queue; without it, nothing is repaired.
+    pub connect_queue_url: Option<String>,
+    /// Whether broken and missing connections are sent to connect for repair.
+    pub auto_repair: bool,
+}
+
+impl VerifyConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let connect_queue_url = match get("CONNECT_QUEUE_URL") {
+            Some(url) => Some(queue_url(url)?),
+            None => None,
+        };
+        Ok(Self {
+            concurrency: number(&get, "VERIFY_CONCURRENCY", 16, 1, 256)? as usize,
+            connect_queue_url,
+            auto_repair: switch(&get, "AUTO_REPAIR", true)?,
+        })
+    }
+
+    /// Where repairs go, when repairing is on and there is somewhere to send them.
+    pub fn repair_queue_url(&self) -> Option<&str> {
+        self.connect_queue_url.as_deref().filter(|_| self.auto_repair)
+    }
+}
+
+fn queue_url(value: String) -> Result<String, ConfigError> {
+    let variable = "CONNECT_QUEUE_URL";
+    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError { variable, problem: format!("not a URL ({e})") })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError { variable, problem: "must be the queue's http(s) URL, not its name or ARN".into() });
+    }
+    // Deduplication ids and message groups exist only on FIFO queues.
+    if !url.path().ends_with(".fifo") {
+        return Err(ConfigError { variable, problem: "must be a FIFO queue (its name ends in .fifo)".into() });
+    }
+    Ok(value)
+}
+
+fn switch(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+    let Some(raw) = get(variable) else { return Ok(default) };
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" => Ok(false),
+        _ => Err(ConfigError { variable, problem: "must be true, false, 1, 0, on or off".into() }),
     }
 }
 
@@ -185,5 +243,44 @@ mod tests {
     fn trailing_slashes_are_trimmed() {
         let c = config(&[("LEAF_SECRET_ID", "s"), ("LEAF_BASE_URL", "http://127.0.0.1:9/")]).unwrap();
         assert_eq!(c.leaf_base_url, "http://127.0.0.1:9");
+    }
+
+    fn verify_config(vars: &[(&str, &str)]) -> Result<VerifyConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        VerifyConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn verify_defaults_repair_nowhere_until_a_queue_is_given() {
+        let c = verify_config(&[]).unwrap();
+        assert_eq!(c, VerifyConfig { concurrency: 16, connect_queue_url: None, auto_repair: true });
+        assert_eq!(c.repair_queue_url(), None);
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/stara-connect-requests.fifo";
+        let c = verify_config(&[("CONNECT_QUEUE_URL", url), ("VERIFY_CONCURRENCY", "256")]).unwrap();
+        assert_eq!((c.repair_queue_url(), c.concurrency), (Some(url), 256));
+        for off in ["false", "0", "off", "OFF", " Off "] {
+            let c = verify_config(&[("CONNECT_QUEUE_URL", url), ("AUTO_REPAIR", off)]).unwrap();
+            assert_eq!(c.repair_queue_url(), None, "{off}");
+        }
+        for on in ["true", "1", "on", "TRUE"] {
+            assert!(verify_config(&[("AUTO_REPAIR", on)]).unwrap().auto_repair, "{on}");
+        }
+    }
+
+    #[test]
+    fn bad_verify_values_name_their_variable() {
+        let cases = [
+            ("VERIFY_CONCURRENCY", "0"),
+            ("VERIFY_CONCURRENCY", "257"),
+            ("VERIFY_CONCURRENCY", "many"),
+            ("AUTO_REPAIR", "yes please"),
+            ("CONNECT_QUEUE_URL", "stara-connect-requests.fifo"),
+            ("CONNECT_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:q.fifo"),
+            ("CONNECT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/standard-queue"),
+        ];
+        for (variable, value) in cases {
+            let err = verify_config(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
     }
 }

@@ -17,6 +17,7 @@ use crate::connect::{ConnectReport, ConnectRequest, Connector, Disconnected, Out
 use crate::error::{ConnectorError, Fault};
 use crate::http::{Deadline, measure_upstream};
 use crate::invocation::invocation_deadline;
+use crate::metrics;
 use crate::request::{self, BadRequest};
 use crate::trigger::{self, Trigger};
 
@@ -35,7 +36,9 @@ pub async fn handle(app: &ConnectApp, event: LambdaEvent<Value>) -> Result<Value
     match trigger::classify(payload) {
         Trigger::Api(request) => Ok(handle_api(app, &request, deadline).await),
         Trigger::Sqs(batch) => Ok(serde_json::to_value(handle_sqs(app, batch, deadline).await).expect("a batch response always serialises")),
-        Trigger::Unsupported(what) => {
+        // Schedules drive verify; connect never runs on one.
+        other @ (Trigger::Schedule(_) | Trigger::Unsupported(_)) => {
+            let what = other.description();
             tracing::warn!(code = "unsupported_event", event = %what, "event refused");
             Err(Diagnostic {
                 error_type: "UnsupportedEvent".into(),
@@ -132,6 +135,7 @@ async fn run_connect(app: &ConnectApp, request: &ConnectRequest, deadline: Deadl
             ),
             Err(e) => log_failure(trigger, e, upstream_ms),
         }
+        metrics::connect(result.as_ref().map_or("failed", |r| r.outcome.as_str()), result.as_ref().err().map(ConnectorError::code), upstream);
         result
     }
     .instrument(span)

@@ -11,13 +11,72 @@ pub enum Trigger {
     Api(Box<ApiGatewayV2httpRequest>),
     /// A batch of SQS messages.
     Sqs(SqsEvent),
+    /// A timer: an EventBridge rule or an EventBridge Scheduler schedule.
+    Schedule(Schedule),
     /// Anything else; the text says what was seen, without quoting values.
     Unsupported(String),
 }
 
+/// The source and action the verify schedule (EventBridge Scheduler, `ScheduleV2`) sends as its input.
+pub const SCHEDULER_SOURCE: &str = "stara-connect.scheduler";
+pub const SCHEDULER_ACTION: &str = "verify-all";
+
+/// Which kind of timer fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// An EventBridge rule: `"source": "aws.events"`, `"detail-type": "Scheduled Event"`.
+    Rule,
+    /// EventBridge Scheduler with our fixed input `{"source":"stara-connect.scheduler","action":"verify-all"}`.
+    Scheduler,
+}
+
+/// A scheduled event; only its kind matters, the rest is kept for the logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub kind: ScheduleKind,
+    /// The rule event's `id`, when there is one.
+    pub event_id: Option<String>,
+    /// The rule event's `time`, when there is one.
+    pub time: Option<String>,
+}
+
+impl Schedule {
+    pub fn description(&self) -> &'static str {
+        match self.kind {
+            ScheduleKind::Rule => "a scheduled event (EventBridge rule)",
+            ScheduleKind::Scheduler => "a scheduled event (EventBridge Scheduler)",
+        }
+    }
+}
+
+impl Trigger {
+    /// What the event is, in words fit for a log line or an error message (no values quoted).
+    pub fn description(&self) -> String {
+        match self {
+            Trigger::Api(_) => "an API Gateway 2.0 request".to_owned(),
+            Trigger::Sqs(_) => "an SQS batch".to_owned(),
+            Trigger::Schedule(s) => s.description().to_owned(),
+            Trigger::Unsupported(what) => what.clone(),
+        }
+    }
+}
+
+fn schedule(event: &Value) -> Option<Schedule> {
+    let text = |name: &str| event.get(name).and_then(Value::as_str);
+    let kind = match (text("source"), text("detail-type"), text("action")) {
+        (Some("aws.events"), Some("Scheduled Event"), _) => ScheduleKind::Rule,
+        (Some(SCHEDULER_SOURCE), _, Some(SCHEDULER_ACTION)) => ScheduleKind::Scheduler,
+        _ => return None,
+    };
+    Some(Schedule { kind, event_id: text("id").map(str::to_owned), time: text("time").map(str::to_owned) })
+}
+
 /// Looks at the event's shape: API Gateway 2.0 has `version: "2.0"` and `requestContext.http`;
-/// SQS has `Records` whose `eventSource` is `aws:sqs`.
+/// SQS has `Records` whose `eventSource` is `aws:sqs`; a schedule is one of the two [`ScheduleKind`]s.
 pub fn classify(event: Value) -> Trigger {
+    if let Some(schedule) = schedule(&event) {
+        return Trigger::Schedule(schedule);
+    }
     if event.get("version").and_then(Value::as_str) == Some("2.0") && event.pointer("/requestContext/http").is_some() {
         return match serde_json::from_value(event) {
             Ok(request) => Trigger::Api(Box::new(request)),
@@ -61,6 +120,30 @@ mod tests {
     fn sample_events_are_recognised() {
         assert!(matches!(classify(fixture("connect-api.json")), Trigger::Api(_)));
         assert!(matches!(classify(fixture("connect-sqs.json")), Trigger::Sqs(_)));
+        assert!(matches!(classify(fixture("verify-api.json")), Trigger::Api(_)));
+        match classify(fixture("verify-schedule-rule.json")) {
+            Trigger::Schedule(s) => {
+                assert_eq!(s.kind, ScheduleKind::Rule);
+                assert!(s.event_id.is_some() && s.time.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(fixture("verify-schedule-scheduler.json")) {
+            Trigger::Schedule(s) => assert_eq!(s, Schedule { kind: ScheduleKind::Scheduler, event_id: None, time: None }),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_our_schedules_are_schedules() {
+        for event in [
+            serde_json::json!({"source": "aws.events", "detail-type": "EC2 Instance State-change Notification"}),
+            serde_json::json!({"source": "stara-connect.scheduler", "action": "delete-all"}),
+            serde_json::json!({"source": "someone-else", "action": "verify-all"}),
+            serde_json::json!({"detail-type": "Scheduled Event"}),
+        ] {
+            assert!(matches!(classify(event.clone()), Trigger::Unsupported(_)), "{event}");
+        }
     }
 
     #[test]

@@ -172,6 +172,79 @@ pub async fn create_queue(name: &str) -> String {
         .to_owned()
 }
 
+// --- FIFO queues (added for the verify tests) -------------------------------------------
+
+/// Create a FIFO queue (`name` must end in `.fifo`) without content-based deduplication, so
+/// every message needs its own deduplication id; returns its URL.
+pub async fn create_fifo_queue(name: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    assert!(name.ends_with(".fifo"), "a FIFO queue name ends in .fifo: {name}");
+    let created = sqs_client()
+        .await
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+        .send()
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "moto: create_queue({name}, fifo): {}",
+                DisplayErrorContext(&error)
+            )
+        });
+    created
+        .queue_url()
+        .unwrap_or_else(|| panic!("moto: create_queue({name}) returned no URL"))
+        .to_owned()
+}
+
+/// Receive (and delete) every message that becomes visible within `wait`, with all system
+/// attributes (MessageGroupId, MessageDeduplicationId, ...). Stops early once `expected`
+/// messages arrived and a further short poll finds nothing more.
+pub async fn drain_queue(
+    url: &str,
+    expected: usize,
+    wait: Duration,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let client = sqs_client().await;
+    let deadline = Instant::now() + wait;
+    let mut messages = Vec::new();
+    loop {
+        let received = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(if messages.len() >= expected { 0 } else { 1 })
+            .send()
+            .await
+            .unwrap_or_else(|error| {
+                panic!("moto: receive_message({url}): {}", DisplayErrorContext(&error))
+            });
+        let batch = received.messages().to_vec();
+        for message in &batch {
+            if let Some(handle) = message.receipt_handle() {
+                client
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap_or_else(|error| {
+                        panic!("moto: delete_message({url}): {}", DisplayErrorContext(&error))
+                    });
+            }
+        }
+        let got_none = batch.is_empty();
+        messages.extend(batch);
+        if (got_none && messages.len() >= expected) || Instant::now() >= deadline {
+            return messages;
+        }
+    }
+}
+
 fn start_moto() -> String {
     let binary = crate::workspace_root().join(".venv/bin/moto_server");
     if !binary.exists() {

@@ -1,0 +1,18 @@
+//! The `verify` Lambda function: how growers' Stara connections stand in Leaf, and repairs.
+//! Triggers: API Gateway HTTP API (`GET /connections/{leafUserId}`) and schedules
+//! (EventBridge rule or EventBridge Scheduler), which check every grower.
+
+use lambda_runtime::{Error, service_fn};
+use shared::app::Clients;
+use shared::config::VerifyConfig;
+use shared::verify_handler::handle;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::logging::init();
+    let verify = VerifyConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let clients = Clients::from_env().await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let app = clients.verify_app(&verify);
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event| handle(app, event))).await
+}
