@@ -11,11 +11,20 @@ use uuid::Uuid;
 use crate::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::request::parse_leaf_user_id;
 
-/// Lists the growers whose connections verify checks. Narrow, so tests can use a list.
+/// One page of the grower list, and where the next one starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrowerPage {
+    pub ids: Vec<Uuid>,
+    /// `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Lists the growers whose connections verify checks, a page at a time, so checks can start
+/// while the listing goes on. Narrow, so tests can use a list.
 #[async_trait]
 pub trait GrowerDirectory: Send + Sync {
-    /// Every grower's Leaf user id, each once, in no particular order.
-    async fn list_grower_ids(&self) -> Result<Vec<Uuid>, ConnectorError>;
+    /// The page that starts at `token` (`None`: the first page).
+    async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError>;
 }
 
 /// The growers are the secrets under the prefix in AWS Secrets Manager.
@@ -36,30 +45,21 @@ impl SecretsManagerDirectory {
 
 #[async_trait]
 impl GrowerDirectory for SecretsManagerDirectory {
-    async fn list_grower_ids(&self) -> Result<Vec<Uuid>, ConnectorError> {
+    async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError> {
         let filter = Filter::builder().key(FilterNameStringType::Name).values(&self.prefix).build();
-        let mut pages = self.client.list_secrets().filters(filter).max_results(PAGE_SIZE).into_paginator().send();
-        let mut ids = Vec::new();
-        let mut skipped = 0usize;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(list_error)?;
-            for name in page.secret_list().iter().filter_map(|s| s.name()) {
-                match grower_id(&self.prefix, name) {
-                    Listed::Grower(id) => ids.push(id),
-                    // The filter is a prefix match; this keeps us right should it ever match more.
-                    Listed::Outside => {}
-                    Listed::NotAUuid => {
-                        skipped += 1;
-                        tracing::warn!(secret_id = name, code = "grower_secret_misnamed", "secret under the grower prefix does not end in a Leaf user id: skipped");
-                    }
+        let page = self.client.list_secrets().filters(filter).max_results(PAGE_SIZE).set_next_token(token).send().await.map_err(list_error)?;
+        let mut ids = Vec::with_capacity(page.secret_list().len());
+        for name in page.secret_list().iter().filter_map(|s| s.name()) {
+            match grower_id(&self.prefix, name) {
+                Listed::Grower(id) => ids.push(id),
+                // The filter is a prefix match; this keeps us right should it ever match more.
+                Listed::Outside => {}
+                Listed::NotAUuid => {
+                    tracing::warn!(secret_id = name, code = "grower_secret_misnamed", "secret under the grower prefix does not end in a Leaf user id: skipped");
                 }
             }
         }
-        // Ids differing only in letter case name the same grower.
-        ids.sort_unstable();
-        ids.dedup();
-        tracing::info!(growers = ids.len(), skipped, "growers listed");
-        Ok(ids)
+        Ok(GrowerPage { ids, next: page.next_token().map(str::to_owned) })
     }
 }
 

@@ -80,30 +80,22 @@ impl Verifier {
         Self { leaf }
     }
 
-    /// The whole picture, newest event included, for someone asking about one grower.
-    pub async fn inspect(&self, user: &Uuid, deadline: &Deadline) -> Result<ConnectionCheck, ConnectorError> {
-        self.check(user, deadline, true).await
-    }
-
-    /// The verdict with as few calls as it takes: events are read only when the status is `OK`.
-    pub async fn assess(&self, user: &Uuid, deadline: &Deadline) -> Result<ConnectionCheck, ConnectorError> {
-        self.check(user, deadline, false).await
-    }
-
-    async fn check(&self, user: &Uuid, deadline: &Deadline, always_events: bool) -> Result<ConnectionCheck, ConnectorError> {
-        let Some(held) = self.leaf.get_credentials(user, deadline).await? else {
+    /// How one grower's connection stands: the credentials and their events, asked for at the
+    /// same time, so a check costs one upstream round trip rather than two.
+    pub async fn check(&self, user: &Uuid, deadline: &Deadline) -> Result<ConnectionCheck, ConnectorError> {
+        let (held, events) = tokio::join!(self.leaf.get_credentials(user, deadline), self.leaf.events(user, deadline));
+        let Some(held) = held? else {
             // Leaf answers 404 both for "no credentials" and "no such user": ask which.
             if !self.leaf.user_exists(user, deadline).await? {
                 return Err(ConnectorError::LeafUserNotFound);
             }
             return Ok(ConnectionCheck { assessment: health::assess(None, None), credentials: None, last_event: None });
         };
-        let last_event = if always_events || !health::status_is_decisive(&held.status) {
-            // `None`: the credentials went away between the two calls; judge by the status we saw.
-            let events = self.leaf.events(user, deadline).await?.unwrap_or_default();
-            health::newest_event(&events).cloned()
-        } else {
-            None
+        // The events only refine an `OK`; any other status decides alone, even if they failed.
+        let last_event = match events {
+            Ok(events) => health::newest_event(&events.unwrap_or_default()).cloned(),
+            Err(_) if health::status_is_decisive(&held.status) => None,
+            Err(e) => return Err(e),
         };
         Ok(ConnectionCheck { assessment: health::assess(Some(&held), last_event.as_ref()), credentials: Some(held), last_event })
     }
@@ -112,33 +104,36 @@ impl Verifier {
     /// repair for each unhealthy or missing one when `repairs` is given. Only listing the
     /// growers can fail the run; a grower's failure is counted in `errors`.
     pub async fn run(&self, directory: &dyn GrowerDirectory, repairs: Option<&dyn RepairQueue>, settings: &RunSettings) -> Result<RunSummary, ConnectorError> {
-        let listing = std::time::Instant::now();
-        let growers = directory.list_grower_ids().await?;
-        let list_ms = listing.elapsed().as_millis() as u64;
-        tracing::info!(growers = growers.len(), listMs = list_ms, concurrency = settings.concurrency, repair = repairs.is_some(), "verify run started");
+        tracing::info!(concurrency = settings.concurrency, repair = repairs.is_some(), "verify run started");
+        // Listing, checking and queueing repairs overlap: checks start with the first page.
+        let (found, growers) = mpsc::channel::<Uuid>(LISTED_AHEAD);
         let (to_queue, queued) = mpsc::channel::<RepairRequest>(BATCH_SIZE * 4);
+        let listing = list_growers(directory, found);
         let checking = self.check_all(growers, to_queue, settings);
         let sending = send_repairs(repairs, queued, &settings.run_id);
-        let (mut summary, (repairs_queued, repairs_failed)) = tokio::join!(checking, sending);
+        let (listed, mut summary, (repairs_queued, repairs_failed)) = tokio::join!(listing, checking, sending);
+        listed?;
         summary.repairs_queued = repairs_queued;
         summary.repairs_failed = repairs_failed;
         Ok(summary)
     }
 
-    async fn check_all(&self, growers: Vec<Uuid>, to_queue: mpsc::Sender<RepairRequest>, settings: &RunSettings) -> RunSummary {
+    async fn check_all(&self, growers: mpsc::Receiver<Uuid>, to_queue: mpsc::Sender<RepairRequest>, settings: &RunSettings) -> RunSummary {
         let mut summary = RunSummary::default();
         let mut latency = LatencySamples::new("verify");
         let mut out_of_time = 0u64;
-        let mut results = futures_util::stream::iter(growers)
+        let growers = futures_util::stream::unfold(growers, |mut growers| async move { growers.recv().await.map(|user| (user, growers)) });
+        let results = growers
             .map(|user| async move {
                 if settings.deadline.is_past() {
                     return (user, None);
                 }
                 let deadline = Deadline::after(settings.check_budget).min(settings.deadline);
                 let span = tracing::info_span!("verify", leafUserId = %user);
-                (user, Some(measure_upstream(self.assess(&user, &deadline)).instrument(span).await))
+                (user, Some(measure_upstream(self.check(&user, &deadline)).instrument(span).await))
             })
             .buffer_unordered(settings.concurrency.max(1));
+        let mut results = std::pin::pin!(results);
         while let Some((user, outcome)) = results.next().await {
             summary.checked += 1;
             let Some((result, upstream)) = outcome else {
@@ -170,6 +165,35 @@ impl Verifier {
         }
         summary
     }
+}
+
+/// How many listed growers may wait for a check: a few pages, so memory stays flat.
+const LISTED_AHEAD: usize = 500;
+
+/// Lists every grower page by page into `found`, each id once. A failed page fails the run
+/// (the checks already started still finish and are counted).
+async fn list_growers(directory: &dyn GrowerDirectory, found: mpsc::Sender<Uuid>) -> Result<(), ConnectorError> {
+    let started = std::time::Instant::now();
+    // Ids differing only in letter case name the same grower.
+    let mut seen = std::collections::HashSet::new();
+    let (mut pages, mut token) = (0usize, None);
+    loop {
+        let page = directory.page(token).await.inspect_err(|e| {
+            tracing::error!(code = e.code(), retryable = e.is_retryable(), error = %e, pages, "listing the growers failed");
+        })?;
+        pages += 1;
+        for id in page.ids {
+            if seen.insert(id) && found.send(id).await.is_err() {
+                return Ok(());
+            }
+        }
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    tracing::info!(growers = seen.len(), pages, listMs = started.elapsed().as_millis() as u64, "growers listed");
+    Ok(())
 }
 
 fn log_check(user: &Uuid, check: &ConnectionCheck) {
@@ -234,6 +258,7 @@ pub(crate) mod fakes {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::directory::GrowerPage;
     use crate::error::{Service, UpstreamError, UpstreamKind};
     use crate::leaf::Created;
     use crate::stara::StaraTokens;
@@ -245,6 +270,7 @@ pub(crate) mod fakes {
         pub held: Mutex<HashMap<Uuid, String>>,
         pub events: Mutex<HashMap<Uuid, Vec<CredentialEvent>>>,
         pub fail: Mutex<HashSet<Uuid>>,
+        pub fail_events: Mutex<HashSet<Uuid>>,
         pub event_calls: AtomicUsize,
         pub in_flight: AtomicUsize,
         pub most_in_flight: AtomicUsize,
@@ -286,16 +312,23 @@ pub(crate) mod fakes {
         }
         async fn events(&self, user: &Uuid, _: &Deadline) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
             self.event_calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.fail_events.lock().unwrap().contains(user) {
+                return Err(UpstreamError::new(Service::Leaf, "GET events", UpstreamKind::Unavailable, "HTTP 503").into());
+            }
             Ok(Some(self.events.lock().unwrap().get(user).cloned().unwrap_or_default()))
         }
     }
 
+    /// A grower list served in pages of three, each page with its own token.
     pub struct List(pub Vec<Uuid>);
 
     #[async_trait]
     impl GrowerDirectory for List {
-        async fn list_grower_ids(&self) -> Result<Vec<Uuid>, ConnectorError> {
-            Ok(self.0.clone())
+        async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError> {
+            let start: usize = token.map_or(0, |t| t.parse().expect("a token this fake gave"));
+            let end = (start + 3).min(self.0.len());
+            Ok(GrowerPage { ids: self.0[start..end].to_vec(), next: (end < self.0.len()).then(|| end.to_string()) })
         }
     }
 
@@ -347,34 +380,42 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(5));
         let ok = leaf.grower(Some("OK"));
         leaf.events.lock().unwrap().insert(ok, vec![event(401), event(200)]);
-        let check = verifier.inspect(&ok, &d).await.unwrap();
+        let check = verifier.check(&ok, &d).await.unwrap();
         assert_eq!(check.assessment.health, Health::Healthy);
         assert_eq!(check.last_event, Some(event(200)));
         assert_eq!(check.credentials.unwrap().id, format!("cred-{ok}"));
 
         let broken = leaf.grower(Some("OK"));
         leaf.events.lock().unwrap().insert(broken, vec![event(403)]);
-        assert_eq!(verifier.assess(&broken, &d).await.unwrap().assessment.reason.as_deref(), Some("event_403"));
+        assert_eq!(verifier.check(&broken, &d).await.unwrap().assessment.reason.as_deref(), Some("event_403"));
 
         let missing = leaf.grower(None);
-        let check = verifier.inspect(&missing, &d).await.unwrap();
+        let check = verifier.check(&missing, &d).await.unwrap();
         assert_eq!((check.assessment.health, check.credentials, check.last_event), (Health::Missing, None, None));
 
-        assert_eq!(verifier.inspect(&Uuid::new_v4(), &d).await.unwrap_err(), ConnectorError::LeafUserNotFound);
+        assert_eq!(verifier.check(&Uuid::new_v4(), &d).await.unwrap_err(), ConnectorError::LeafUserNotFound);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_run_reads_events_only_when_the_status_is_ok() {
+    async fn a_check_is_one_round_trip() {
         let leaf = Arc::new(FakeLeaf::default());
         let verifier = Verifier::new(leaf.clone());
         let d = Deadline::after(Duration::from_secs(5));
-        for status in ["INVALID", "PROCESSING", "SOMETHING_NEW"] {
-            verifier.assess(&leaf.grower(Some(status)), &d).await.unwrap();
-        }
-        verifier.assess(&leaf.grower(None), &d).await.unwrap();
-        assert_eq!(leaf.event_calls.load(Ordering::SeqCst), 0);
-        verifier.assess(&leaf.grower(Some("OK")), &d).await.unwrap();
-        assert_eq!(leaf.event_calls.load(Ordering::SeqCst), 1);
+        let started = tokio::time::Instant::now();
+        verifier.check(&leaf.grower(Some("OK")), &d).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(20), "credentials and events asked for at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_events_matter_only_for_an_ok_status() {
+        let leaf = Arc::new(FakeLeaf::default());
+        let verifier = Verifier::new(leaf.clone());
+        let d = Deadline::after(Duration::from_secs(5));
+        let invalid = leaf.grower(Some("INVALID"));
+        let ok = leaf.grower(Some("OK"));
+        leaf.fail_events.lock().unwrap().extend([invalid, ok]);
+        assert_eq!(verifier.check(&invalid, &d).await.unwrap().assessment.health, Health::Unhealthy);
+        assert!(verifier.check(&ok, &d).await.unwrap_err().is_retryable());
     }
 
     #[tokio::test(start_paused = true)]
@@ -458,7 +499,7 @@ mod tests {
         struct Down;
         #[async_trait]
         impl GrowerDirectory for Down {
-            async fn list_grower_ids(&self) -> Result<Vec<Uuid>, ConnectorError> {
+            async fn page(&self, _: Option<String>) -> Result<crate::directory::GrowerPage, ConnectorError> {
                 Err(UpstreamError::new(Service::SecretsManager, "ListSecrets", UpstreamKind::Unavailable, "x").into())
             }
         }

@@ -74,7 +74,7 @@ pub async fn handle_api(app: &VerifyApp, request: &ApiGatewayV2httpRequest, dead
     let id = user.to_string();
     let span = tracing::info_span!("verify", leafUserId = %id);
     async {
-        let (result, upstream) = measure_upstream(app.verifier.inspect(&user, &deadline)).await;
+        let (result, upstream) = measure_upstream(app.verifier.check(&user, &deadline)).await;
         let upstream_ms = upstream.as_millis() as u64;
         let outcome = result.as_ref().map_or("failed", |c| c.assessment.health.as_str());
         MetricSet::new("verify").dimension("Health", outcome).count("Lookups", 1).millis("UpstreamLatency", upstream).emit();
