@@ -5,7 +5,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use hyper::{Request, Response};
 
 use crate::server::{self, HttpResponse, Server};
@@ -118,7 +117,7 @@ async fn forward(client: &reqwest::Client, upstream: &str, request: Request<hype
                 }
             }
             let bytes = answer.bytes().await.unwrap_or_default();
-            response.body(Full::new(Bytes::from(bytes))).expect("a valid response")
+            response.body(Full::new(bytes)).expect("a valid response")
         }
         Err(_) => aws_error(502, "ProxyError", "moto did not answer"),
     }

@@ -92,7 +92,7 @@ impl Function {
         }
         vars.extend(env.iter().cloned());
 
-        let mut command = Command::new(&path);
+        let mut command = Command::new(path);
         command
             .env_clear()
             .envs(&vars)
