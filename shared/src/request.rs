@@ -28,8 +28,7 @@ pub fn parse_connect_body(body: &[u8]) -> Result<ConnectRequest, BadRequest> {
     let json: serde_json::Value = serde_json::from_slice(body).map_err(|_| bad("the body is not valid JSON"))?;
     let object = json.as_object().ok_or_else(|| bad("the body must be a JSON object"))?;
     if let Some(unknown) = object.keys().find(|k| !matches!(k.as_str(), "leafUserId" | "force" | "reason")) {
-        let name: String = unknown.chars().take(40).collect();
-        return Err(BadRequest(format!("unknown field `{name}`: expected leafUserId, force")));
+        return Err(BadRequest(format!("unknown field {}: expected leafUserId, force", field_name_for_humans(unknown))));
     }
     let leaf_user_id = match object.get("leafUserId") {
         None | Some(serde_json::Value::Null) => return Err(bad("`leafUserId` is required")),
@@ -45,6 +44,13 @@ pub fn parse_connect_body(body: &[u8]) -> Result<ConnectRequest, BadRequest> {
         return Err(bad("`reason` must be a string"));
     }
     Ok(ConnectRequest { leaf_user_id, force })
+}
+
+/// A field name fit to repeat in a message or a log line: a short identifier is quoted (it
+/// helps with typos such as `Force`); anything else could be pasted data, and is not.
+pub fn field_name_for_humans(name: &str) -> String {
+    let identifier = !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if identifier { format!("`{name}`") } else { "(a name that is not a short identifier)".to_owned() }
 }
 
 /// A Leaf user id: a UUID in its hyphenated form.
@@ -88,6 +94,7 @@ mod tests {
             (format!(r#"{{"leafUserId":"{ID}","reason":5}}"#), "must be a string"),
             (format!(r#"{{"leafUserId":"{ID}","password":"hunter2"}}"#), "unknown field `password`"),
             (format!(r#"{{"leafUserId":"{ID}","pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES)), "larger than 16 KiB"),
+            (format!(r#"{{"leafUserId":"{ID}","hunter2 pasted here!":1}}"#), "not a short identifier"),
         ];
         for (body, expected) in cases {
             let err = parse_connect_body(body.as_bytes()).unwrap_err();

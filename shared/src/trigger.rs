@@ -95,8 +95,8 @@ pub fn classify(event: Value) -> Trigger {
     }
     let kind = match &event {
         Value::Object(map) => {
-            let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
-            format!("an object with keys {keys:?}")
+            let keys: Vec<String> = map.keys().take(5).map(|k| crate::request::field_name_for_humans(k)).collect();
+            format!("an object with keys [{}]", keys.join(", "))
         }
         Value::Array(_) => "an array".to_owned(),
         Value::String(_) => "a string".to_owned(),
