@@ -5,8 +5,6 @@
 use std::fmt::Write;
 use std::time::Instant;
 
-use futures_util::StreamExt;
-use testbed::bed::{batch_failures, connect_body, sqs_event};
 use testbed::{Fault, Route};
 
 use crate::machine::cpu_time;
@@ -39,31 +37,8 @@ pub async fn run(world: &World, growers: usize, report: &mut Report) {
     let secrets_before = world.secret_calls();
 
     let started = Instant::now();
-    let mut pending = ids.clone();
-    let mut deliveries = 0;
-    let mut redelivered = 0;
-    while !pending.is_empty() {
-        deliveries += 1;
-        assert!(deliveries <= 10, "{} messages still failing after 10 deliveries", pending.len());
-        if deliveries > 1 {
-            redelivered += pending.len();
-        }
-        let batches: Vec<Vec<String>> = pending.chunks(10).map(<[String]>::to_vec).collect();
-        let (bed, running) = (&bed, &running);
-        pending = futures_util::stream::iter(batches)
-            .map(|batch| async move {
-                let bodies: Vec<String> = batch.iter().map(|id| connect_body(id, false)).collect();
-                let invocation = bed.invoke(running, sqs_event(&bodies)).await;
-                batch_failures(&invocation)
-                    .iter()
-                    .map(|m| batch[m.trim_start_matches('m').parse::<usize>().expect("m<n>")].clone())
-                    .collect::<Vec<String>>()
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .flat_map(futures_util::stream::iter)
-            .collect()
-            .await;
-    }
+    let done = bed.deliver_until_done(&running, ids.clone(), IN_FLIGHT).await;
+    let (deliveries, redelivered) = (done.deliveries, done.redelivered);
     let elapsed = started.elapsed();
     let secret_calls = world.secret_calls() - secrets_before;
 

@@ -8,7 +8,7 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use uuid::Uuid;
 
-use crate::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
+use crate::error::{ConnectorError, Service, UpstreamError, UpstreamKind, error_chain};
 use crate::request::parse_leaf_user_id;
 
 /// One page of the grower list, and where the next one starts.
@@ -95,20 +95,10 @@ where
         }
         SdkError::TimeoutError(_) => UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Timeout, "no answer in time").into(),
         // Connection failures and throttling that outlasted the SDK's own retries.
-        _ => UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Unavailable, error_text(&e)).into(),
+        _ => UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Unavailable, error_chain(&e)).into(),
     }
 }
 
-fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {

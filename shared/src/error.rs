@@ -145,6 +145,19 @@ impl ConnectorError {
     }
 }
 
+/// An error with all its causes, `: `-separated. For errors of transports and SDKs, whose texts
+/// name hosts, paths and codes, never request or response bodies.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::HttpSettings;
-use crate::error::{Service, UpstreamError, UpstreamKind};
+use crate::error::{Service, UpstreamError, UpstreamKind, error_chain};
 use crate::retry;
 
 /// Largest upstream body we read; the documented answers are a few hundred bytes.
@@ -235,16 +235,6 @@ fn classify(e: reqwest::Error) -> AttemptError {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, error_chain};
 
 /// Why a secret could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,21 +60,11 @@ impl SecretSource for SecretsManagerSource {
                 other => Err(FetchError::Unavailable(other.code().unwrap_or("service error").to_owned())),
             },
             // Timeouts, connection failures and throttling that outlasted the SDK's own retries.
-            Err(other) => Err(FetchError::Unavailable(sdk_error_text(&other))),
+            Err(other) => Err(FetchError::Unavailable(error_chain(&other))),
         }
     }
 }
 
-fn sdk_error_text<E: std::error::Error + 'static>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 struct Cached {
     value: SecretString,

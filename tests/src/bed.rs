@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -112,6 +113,42 @@ impl Bed {
         Function::spawn(running.function.name(), &running.runtime, &self.env(extra_env))
     }
 
+    /// Sends a connect request for each of `ids` as SQS batches of 10, `in_flight` batches at a
+    /// time, and returns the ids whose messages came back as batch item failures.
+    pub async fn deliver(&self, running: &Running, ids: &[String], in_flight: usize) -> Vec<String> {
+        let batches: Vec<&[String]> = ids.chunks(10).collect();
+        futures_util::stream::iter(batches)
+            .map(|batch| async move {
+                let bodies: Vec<String> = batch.iter().map(|id| connect_body(id, false)).collect();
+                let invocation = self.invoke(running, sqs_event(&bodies)).await;
+                // Message ids are m<index in the batch>.
+                batch_failures(&invocation)
+                    .iter()
+                    .map(|m| batch[m.trim_start_matches('m').parse::<usize>().expect("m<n>")].clone())
+                    .collect::<Vec<String>>()
+            })
+            .buffer_unordered(in_flight.max(1))
+            .flat_map(futures_util::stream::iter)
+            .collect()
+            .await
+    }
+
+    /// Delivers `ids`, then what failed again, as SQS does after each visibility timeout, until
+    /// nothing fails. Panics after 10 deliveries.
+    pub async fn deliver_until_done(&self, running: &Running, ids: Vec<String>, in_flight: usize) -> Deliveries {
+        let mut done = Deliveries::default();
+        let mut pending = ids;
+        while !pending.is_empty() {
+            done.deliveries += 1;
+            assert!(done.deliveries <= 10, "{} messages still failing after 10 deliveries", pending.len());
+            if done.deliveries > 1 {
+                done.redelivered += pending.len();
+            }
+            pending = self.deliver(running, &pending, in_flight).await;
+        }
+        done
+    }
+
     /// A grower with a Stara account, a Leaf user and a login secret; no Leaf credentials yet.
     pub async fn add_grower(&self) -> Grower {
         let grower = self.add_grower_without_secret().await;
@@ -170,6 +207,14 @@ impl Bed {
             }
         }
     }
+}
+
+/// How many times messages were delivered before none failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deliveries {
+    pub deliveries: usize,
+    /// Messages delivered again after a batch item failure.
+    pub redelivered: usize,
 }
 
 /// `events/connect-api.json` with another body.

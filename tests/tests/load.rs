@@ -4,8 +4,7 @@
 
 use std::time::Instant;
 
-use futures_util::StreamExt;
-use testbed::bed::{Bed, batch_failures, connect_body, sqs_event};
+use testbed::bed::Bed;
 use testbed::{Fault, Route};
 
 const GROWERS: usize = 1_000;
@@ -32,27 +31,7 @@ async fn a_thousand_connects_with_five_percent_transient_faults() {
     }
 
     let started = Instant::now();
-    let mut pending = ids.clone();
-    let mut deliveries = 0;
-    while !pending.is_empty() {
-        deliveries += 1;
-        assert!(deliveries <= 10, "{} messages still failing after 10 deliveries", pending.len());
-        let batches: Vec<Vec<String>> = pending.chunks(10).map(<[String]>::to_vec).collect();
-        let (bed, running) = (&bed, &running);
-        pending = futures_util::stream::iter(batches)
-            .map(|batch| async move {
-                let bodies: Vec<String> = batch.iter().map(|id| connect_body(id, false)).collect();
-                let invocation = bed.invoke(running, sqs_event(&bodies)).await;
-                batch_failures(&invocation)
-                    .iter()
-                    .map(|m| batch[m.trim_start_matches('m').parse::<usize>().expect("m<n>")].clone())
-                    .collect::<Vec<String>>()
-            })
-            .buffer_unordered(4)
-            .flat_map(futures_util::stream::iter)
-            .collect()
-            .await;
-    }
+    let done = bed.deliver_until_done(&running, ids.clone(), 4).await;
     let elapsed = started.elapsed();
 
     let connected = ids.iter().filter(|id| bed.standin.credential(id).is_some_and(|c| c.status == "OK")).count();
@@ -64,7 +43,8 @@ async fn a_thousand_connects_with_five_percent_transient_faults() {
     let faults: usize = Route::ALL.iter().map(|&r| bed.standin.faults_served(r)).sum();
     assert!(faults >= GROWERS / 50, "about 5 % of connects met a fault ({faults})");
     eprintln!(
-        "load: {GROWERS} connects, {faults} injected faults, {deliveries} deliveries, {elapsed:?}, peak RSS {} / {} kB",
+        "load: {GROWERS} connects, {faults} injected faults, {} deliveries, {elapsed:?}, peak RSS {} / {} kB",
+        done.deliveries,
         running.function.peak_rss_kb().unwrap_or(0),
         second.peak_rss_kb().unwrap_or(0)
     );

@@ -2,40 +2,8 @@
 //! warm instances of the function at once. Leaf's POST is not idempotent, so the connector must
 //! end with exactly one credential per grower and no POST beyond what faults forced.
 
-use futures_util::future::join_all;
-use testbed::bed::{Bed, Grower, Running, batch_failures, connect_body, sqs_event};
+use testbed::bed::{Bed, Grower};
 use testbed::{Fault, Route};
-
-/// Sends `messages` (leafUserIds) as batches of 10, all batches at once, and returns the ids of
-/// the messages reported as batch item failures.
-async fn deliver(bed: &Bed, running: &Running, messages: &[String]) -> Vec<String> {
-    let batches: Vec<Vec<String>> = messages.chunks(10).map(<[String]>::to_vec).collect();
-    let invocations = batches.iter().map(|batch| {
-        let bodies: Vec<String> = batch.iter().map(|id| connect_body(id, false)).collect();
-        bed.invoke(running, sqs_event(&bodies))
-    });
-    let mut failed = Vec::new();
-    for (batch, invocation) in batches.iter().zip(join_all(invocations).await) {
-        for id in batch_failures(&invocation) {
-            // Message ids are m<index in the batch>.
-            let index: usize = id.trim_start_matches('m').parse().expect("m<n>");
-            failed.push(batch[index].clone());
-        }
-    }
-    failed
-}
-
-/// Delivers until nothing fails, as SQS would after each visibility timeout.
-async fn deliver_until_done(bed: &Bed, running: &Running, messages: Vec<String>) {
-    let mut pending = messages;
-    for _ in 0..10 {
-        if pending.is_empty() {
-            return;
-        }
-        pending = deliver(bed, running, &pending).await;
-    }
-    panic!("{} messages still failing after 10 deliveries", pending.len());
-}
 
 fn shuffled(mut ids: Vec<String>) -> Vec<String> {
     fastrand::shuffle(&mut ids);
@@ -62,8 +30,9 @@ async fn the_same_100_messages_twice_out_of_order_on_two_instances() {
     bed.standin.inject_randomly(Route::LeafPostCredentials, Fault::ProcessThenReset, 0.05);
 
     // First delivery in order, the redelivery shuffled; each one all at once on both instances.
-    deliver_until_done(&bed, &running, ids.clone()).await;
-    deliver_until_done(&bed, &running, shuffled(ids.clone())).await;
+    let all_at_once = ids.len();
+    bed.deliver_until_done(&running, ids.clone(), all_at_once).await;
+    bed.deliver_until_done(&running, shuffled(ids.clone()), all_at_once).await;
 
     for grower in &growers {
         let held = bed.standin.credential(&grower.leaf_user_id).expect("every grower is connected");
@@ -90,7 +59,7 @@ async fn simultaneous_copies_on_two_instances_still_end_with_one_credential() {
 
     let mut both = ids.clone();
     both.extend(shuffled(ids.clone()));
-    let failed = deliver(&bed, &running, &both).await;
+    let failed = bed.deliver(&running, &both, both.len()).await;
 
     assert!(failed.is_empty(), "{failed:?}");
     for grower in &growers {
