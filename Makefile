@@ -14,8 +14,10 @@ tools:
 build:
 	$(CARGO) build --workspace --bins
 
+# The demo binary comes from `make build` (the whole workspace): `cargo run -p` would resolve
+# features for one package only and rebuild dependencies.
 demo: tools build
-	$(CARGO) run --quiet -p stara-connect-e2e --bin demo
+	$${CARGO_TARGET_DIR:-target}/debug/demo
 
 test: tools build
 	scripts/test.sh

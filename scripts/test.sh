@@ -22,7 +22,9 @@ cargo test --workspace --all-targets
 
 # Every password and token issued anywhere in the suite, searched for in every captured log
 # line and response of every test.
-cargo run --quiet -p stara-connect-e2e --bin leak_scan
+# (Built by `cargo build --workspace --bins`; `cargo run -p` would resolve features for one
+# package only and rebuild dependencies.)
+"${CARGO_TARGET_DIR:-target}/debug/leak_scan"
 
 # The SAM template: cfn-lint, sam validate --lint, and the project's own template rules.
 scripts/check-template.sh
