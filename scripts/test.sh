@@ -17,8 +17,12 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# Style and lints first: they fail in seconds, the suites take minutes.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 rm -rf target/e2e-capture
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 
 # Every password and token issued anywhere in the suite, searched for in every captured log
 # line and response of every test.
@@ -27,4 +31,9 @@ cargo test --workspace --all-targets
 "${CARGO_TARGET_DIR:-target}/debug/leak_scan"
 
 # The SAM template: cfn-lint, sam validate --lint, and the project's own template rules.
-scripts/check-template.sh
+scripts/check-template.sh 2>&1 | tee target/template-test.log
+
+# One closing line for the whole run (any failure above has already stopped it).
+rust=$(grep -hoE '^test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{n += $4} END {print n + 0}')
+python=$(grep -hoE '^[0-9]+ passed' target/template-test.log | awk '{n += $1} END {print n + 0}')
+echo "tests: $((rust + python)) passed, 0 failed" | tee target/test-summary.txt

@@ -33,7 +33,10 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
     let y = |ms: f64| TOP + plot_h - ms / y_max * plot_h;
 
     let mut svg = String::new();
-    let _ = writeln!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         svg,
@@ -54,8 +57,18 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
         let _ = writeln!(svg, r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, TOP + plot_h + 18.0, p.batch);
     }
     let _ = writeln!(svg, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##);
-    let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">messages in the batch (log scale)</text>"#, LEFT + plot_w / 2.0, HEIGHT - 16.0);
-    let _ = writeln!(svg, r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">latency of the invocation (ms)</text>"#, TOP + plot_h / 2.0, TOP + plot_h / 2.0);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">messages in the batch (log scale)</text>"#,
+        LEFT + plot_w / 2.0,
+        HEIGHT - 16.0
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">latency of the invocation (ms)</text>"#,
+        TOP + plot_h / 2.0,
+        TOP + plot_h / 2.0
+    );
 
     // The ideal: one wave of `concurrency` connects costs one single connect (a step line).
     let mut steps = String::new();
@@ -65,12 +78,18 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
         let _ = write!(steps, "{:.1},{:.1} {:.1},{:.1} ", x(n), y(ideal(n)), x(wave_end), y(ideal(n)));
         n = wave_end + 1;
     }
-    let _ = writeln!(svg, r##"<polyline points="{}" fill="none" stroke="#999" stroke-dasharray="5,4" stroke-width="1.5"/>"##, steps.trim_end());
+    let _ =
+        writeln!(svg, r##"<polyline points="{}" fill="none" stroke="#999" stroke-dasharray="5,4" stroke-width="1.5"/>"##, steps.trim_end());
 
     // Measured: spread bars and the median line.
     for p in points {
         let xx = x(p.batch);
-        let _ = writeln!(svg, r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#1f77b4" stroke-width="1"/>"##, y(p.min), y(p.max));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#1f77b4" stroke-width="1"/>"##,
+            y(p.min),
+            y(p.max)
+        );
     }
     let line: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", x(p.batch), y(p.median))).collect();
     let _ = writeln!(svg, r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##, line.join(" "));
@@ -82,9 +101,20 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
 
     // Legend.
     let (lx, ly) = (LEFT + 14.0, TOP + 16.0);
-    let _ = writeln!(svg, r##"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="#1f77b4" stroke-width="2"/><circle cx="{}" cy="{ly}" r="4" fill="#1f77b4"/>"##, lx + 28.0, lx + 14.0);
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="#1f77b4" stroke-width="2"/><circle cx="{}" cy="{ly}" r="4" fill="#1f77b4"/>"##,
+        lx + 28.0,
+        lx + 14.0
+    );
     let _ = writeln!(svg, r#"<text x="{}" y="{}">measured median (bar: min to max)</text>"#, lx + 36.0, ly + 4.0);
-    let _ = writeln!(svg, r##"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="5,4" stroke-width="1.5"/>"##, ly + 18.0, lx + 28.0, ly + 18.0);
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="5,4" stroke-width="1.5"/>"##,
+        ly + 18.0,
+        lx + 28.0,
+        ly + 18.0
+    );
     let _ = writeln!(svg, r#"<text x="{}" y="{}">ideal: ceil(n / {concurrency}) waves x a single connect</text>"#, lx + 36.0, ly + 22.0);
     svg.push_str("</svg>\n");
     svg
@@ -93,7 +123,11 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
 /// The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × a power of ten) at least `value`.
 fn nice_ceiling(value: f64) -> f64 {
     let magnitude = 10f64.powf(value.max(1e-9).log10().floor());
-    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0].iter().map(|m| m * magnitude).find(|&v| v >= value * (1.0 - 1e-12)).unwrap_or(10.0 * magnitude)
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|&v| v >= value * (1.0 - 1e-12))
+        .unwrap_or(10.0 * magnitude)
 }
 
 #[cfg(test)]

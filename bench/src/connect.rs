@@ -111,17 +111,19 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
     let _ = writeln!(body, "| invocation (emulator: invoke → response) | {} |", elapsed.describe("ms", 2));
     let _ = writeln!(body, "| upstream time (the function's own measure) | {} |", upstream.describe("ms", 2));
     let _ = writeln!(body, "| **overhead** = invocation − upstream | {} |", overhead.describe("ms", 2));
-    let _ = writeln!(
-        body,
-        "| cross-check: invocation − calls × {} ms | {} |",
-        world.latency.as_millis(),
-        by_calls.describe("ms", 2)
-    );
+    let _ = writeln!(body, "| cross-check: invocation − calls × {} ms | {} |", world.latency.as_millis(), by_calls.describe("ms", 2));
     let _ = writeln!(body, "| upstream calls per connect (stand-in's count) | {} |", calls_text.join(", "));
     let _ = writeln!(body, "| floor: an unsupported event, refused at once | {} |", floor.describe("ms", 2));
-    let _ = writeln!(body, "| one stand-in call from the bench's own HTTP client (Stara `/autenticacao`, refused) | {} |", standin_call.describe("ms", 2));
+    let _ = writeln!(
+        body,
+        "| one stand-in call from the bench's own HTTP client (Stara `/autenticacao`, refused) | {} |",
+        standin_call.describe("ms", 2)
+    );
     if let Some(cpu) = cpu_per_connect {
-        let _ = writeln!(body, "| CPU time of the function per warm connect | {cpu:.2} ms (on-CPU time of all its threads over the {runs} connects ÷ {runs}) |");
+        let _ = writeln!(
+            body,
+            "| CPU time of the function per warm connect | {cpu:.2} ms (on-CPU time of all its threads over the {runs} connects ÷ {runs}) |"
+        );
     }
     let _ = writeln!(body, "| peak RSS of `connect` after these | {} |", mb(rss));
     let _ = writeln!(
@@ -133,7 +135,11 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
          (a request and a response over loopback HTTP, JSON in and out, one log line).",
         world.latency.as_millis()
     );
-    let _ = writeln!(body, "\n**Secret caching.** The process's first connect made {} `GetSecretValue` call(s) (the Leaf owner's login and the grower's) and took {first_ms:.1} ms. The {runs} warm connects after it made {warm_secret_calls} Secrets Manager calls in all (`SECRET_CACHE_TTL_SECS` 300).", first_calls.get_secret_value);
+    let _ = writeln!(
+        body,
+        "\n**Secret caching.** The process's first connect made {} `GetSecretValue` call(s) (the Leaf owner's login and the grower's) and took {first_ms:.1} ms. The {runs} warm connects after it made {warm_secret_calls} Secrets Manager calls in all (`SECRET_CACHE_TTL_SECS` 300).",
+        first_calls.get_secret_value
+    );
     report.section("Warm connect", body);
 
     report.row(
@@ -158,7 +164,8 @@ async fn standin_round_trip(bed: &Bed, runs: usize) -> Summary {
     let mut samples = Vec::new();
     for i in 0..runs + 5 {
         let started = std::time::Instant::now();
-        let response = client.post(&url).json(&json!({"login": "nobody", "password": "not-a-password"})).send().await.expect("the stand-in answers");
+        let response =
+            client.post(&url).json(&json!({"login": "nobody", "password": "not-a-password"})).send().await.expect("the stand-in answers");
         assert_eq!(response.status().as_u16(), 401);
         let _ = response.bytes().await;
         if i >= 5 {
@@ -200,7 +207,15 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
     batch(&bed, &running, &growers, true).await;
 
     let secrets_before = world.secret_calls();
-    let reps = |n: usize| if n <= 10 { 9 } else if n <= 50 { 5 } else { 3 };
+    let reps = |n: usize| {
+        if n <= 10 {
+            9
+        } else if n <= 50 {
+            5
+        } else {
+            3
+        }
+    };
     let mut samples: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     let mut cpu: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     // Sizes interleaved, so a slow moment of the machine does not land on one size only.
@@ -225,7 +240,10 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
          ceil(n / {BATCH_CONCURRENCY}) waves. An SQS FIFO queue delivers at most 10 messages per batch; 100 is \
          what a standard queue with a batching window could deliver.\n"
     );
-    let _ = writeln!(body, "| messages | latency | ÷ batch of 1 (median) | ideal (waves × batch of 1) | CPU time of `connect` (median) | vCPU used |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        body,
+        "| messages | latency | ÷ batch of 1 (median) | ideal (waves × batch of 1) | CPU time of `connect` (median) | vCPU used |\n|---|---|---|---|---|---|"
+    );
     let mut demand_at_10 = None;
     for (&n, s) in &summaries {
         let ratio = single.map_or(String::new(), |one| format!("{:.2} ×", s.median / one));
@@ -235,7 +253,12 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
         if n == BATCH_CONCURRENCY {
             demand_at_10 = Some((cpu_ms, vcpu));
         }
-        let _ = writeln!(body, "| {n} | {} | {ratio} | {ideal} | {cpu_ms:.1} ms ({:.2} ms a message) | {vcpu:.3} |", s.describe("ms", 1), cpu_ms / n as f64);
+        let _ = writeln!(
+            body,
+            "| {n} | {} | {ratio} | {ideal} | {cpu_ms:.1} ms ({:.2} ms a message) | {vcpu:.3} |",
+            s.describe("ms", 1),
+            cpu_ms / n as f64
+        );
     }
     let _ = writeln!(
         body,
@@ -256,15 +279,30 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
 
     if let (Some(one), Some(ten)) = (single, summaries.get(&10)) {
         let ratio = ten.median / one;
-        report.row("SQS batch of 10 ÷ a single connect", format!("{ratio:.2} × ({:.0} ms ÷ {one:.0} ms)", ten.median), format!("≤ {BATCH_TARGET_RATIO} ×"), Some(ratio <= BATCH_TARGET_RATIO));
+        report.row(
+            "SQS batch of 10 ÷ a single connect",
+            format!("{ratio:.2} × ({:.0} ms ÷ {one:.0} ms)", ten.median),
+            format!("≤ {BATCH_TARGET_RATIO} ×"),
+            Some(ratio <= BATCH_TARGET_RATIO),
+        );
     }
     if let (Some(one), Some(hundred)) = (single, summaries.get(&100)) {
         let ratio = hundred.median / one;
-        report.row("SQS batch of 100 ÷ a single connect", format!("{ratio:.2} × ({:.0} ms)", hundred.median), "(informational: 10 waves)", None);
+        report.row(
+            "SQS batch of 100 ÷ a single connect",
+            format!("{ratio:.2} × ({:.0} ms)", hundred.median),
+            "(informational: 10 waves)",
+            None,
+        );
     }
     report.row("peak RSS of `connect` (batches up to 100)", mb(rss), "(informational)", None);
     if let Some((cpu_ms, vcpu)) = demand_at_10 {
-        report.row("CPU of `connect` in a batch of 10", format!("{cpu_ms:.1} ms, {vcpu:.3} vCPU over the batch"), "(informational: sizing)", None);
+        report.row(
+            "CPU of `connect` in a batch of 10",
+            format!("{cpu_ms:.1} ms, {vcpu:.3} vCPU over the batch"),
+            "(informational: sizing)",
+            None,
+        );
     }
 
     let points: Vec<Point> = summaries.iter().map(|(&n, s)| Point { batch: n, median: s.median, min: s.min, max: s.max }).collect();

@@ -33,7 +33,10 @@ pub async fn run(world: &World, runs: usize, report: &mut Report) {
          does not move with the machine's load. The target is judged on the median; the p95 of wall time moves \
          with whatever else runs on the two cores (init is CPU-bound: compare the CPU column).\n"
     );
-    let _ = writeln!(body, "| binary | init (wall) | CPU time of init | instructions | peak RSS after init | size on disk |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        body,
+        "| binary | init (wall) | CPU time of init | instructions | peak RSS after init | size on disk |\n|---|---|---|---|---|---|"
+    );
     for bin in ["connect", "verify"] {
         eprintln!("bench: init of {bin}, {runs} starts");
         let extra: &[(&str, &str)] = if bin == "verify" { &[("CONNECT_QUEUE_URL", QUEUE_URL)] } else { &[] };

@@ -60,11 +60,17 @@ pub async fn run(world: &World, growers: usize, report: &mut Report) {
         thousands(growers as u64)
     );
     let _ = writeln!(body, "| | |\n|---|---|");
-    let _ = writeln!(body, "| time, all connected | {:.1} s ({:.0} connects/s) |", elapsed.as_secs_f64(), growers as f64 / elapsed.as_secs_f64());
+    let _ = writeln!(
+        body,
+        "| time, all connected | {:.1} s ({:.0} connects/s) |",
+        elapsed.as_secs_f64(),
+        growers as f64 / elapsed.as_secs_f64()
+    );
     let _ = writeln!(body, "| injected faults | {faults} (on {} upstream requests) |", thousands(requests as u64));
     let _ = writeln!(body, "| deliveries | {deliveries} ({redelivered} messages delivered again) |");
     let _ = writeln!(body, "| result | {connected} connected, 0 duplicate POSTs (409) |");
-    let _ = writeln!(body, "| `GetSecretValue` calls | {} (one per grower, plus the Leaf owner per process) |", secret_calls.get_secret_value);
+    let _ =
+        writeln!(body, "| `GetSecretValue` calls | {} (one per grower, plus the Leaf owner per process) |", secret_calls.get_secret_value);
     let _ = writeln!(body, "| peak RSS of the two `connect` processes | {} and {} |", mb(rss[0]), mb(rss[1]));
     if cpu.len() == 2 {
         let _ = writeln!(body, "| CPU time of the two processes (init included) | {:.2} s and {:.2} s |", cpu[0], cpu[1]);

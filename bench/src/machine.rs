@@ -25,7 +25,8 @@ impl Machine {
             .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).map(str::to_owned))
             .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
             .map_or_else(|| "unknown".to_owned(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".to_owned(), |k| format!("Linux {}", k.trim()));
+        let kernel =
+            std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".to_owned(), |k| format!("Linux {}", k.trim()));
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             cpu_model,

@@ -57,7 +57,8 @@ fn epoch_env(name: &str) -> Option<u64> {
 
 #[tokio::main]
 async fn main() {
-    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY").ok().filter(|v| !v.trim().is_empty()).map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+    let only: Option<Vec<String>> =
+        std::env::var("BENCH_ONLY").ok().filter(|v| !v.trim().is_empty()).map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     if let Some(only) = &only {
         for name in only {
             assert!(SCENARIOS.contains(&name.as_str()), "BENCH_ONLY: unknown scenario {name:?}; known: {}", SCENARIOS.join(","));
@@ -71,12 +72,17 @@ async fn main() {
     let fleets = list("BENCH_VERIFY_GROWERS", &[1_000, verify::TARGET_GROWERS]);
     let root = testbed::workspace_root();
     let full = only.is_none();
-    let out_dir = std::env::var_os("BENCH_OUT").map(PathBuf::from).unwrap_or_else(|| if full { root.join("docs") } else { root.join("target/bench") });
+    let out_dir = std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| if full { root.join("docs") } else { root.join("target/bench") });
 
     let mut report = Report::default();
     let release = std::env::var_os("TESTBED_BIN_DIR").is_some_and(|d| PathBuf::from(d).ends_with("release"));
     if !release {
-        report.warn(format!("TESTBED_BIN_DIR does not point at a release build: these figures are for {}", Function::binary_path("connect").display()));
+        report.warn(format!(
+            "TESTBED_BIN_DIR does not point at a release build: these figures are for {}",
+            Function::binary_path("connect").display()
+        ));
     }
     for bin in ["connect", "verify"] {
         let path = Function::binary_path(bin);
@@ -86,7 +92,14 @@ async fn main() {
     let machine = Machine::describe();
     let load_before = machine::load_average();
     let measuring = Instant::now();
-    eprintln!("bench: {} × {}, {}; upstream latency {} ms; binaries in {}", machine.cpus, machine.cpu_model, machine.kernel, latency.as_millis(), Function::binary_path("connect").parent().map(|p| p.display().to_string()).unwrap_or_default());
+    eprintln!(
+        "bench: {} × {}, {}; upstream latency {} ms; binaries in {}",
+        machine.cpus,
+        machine.cpu_model,
+        machine.kernel,
+        latency.as_millis(),
+        Function::binary_path("connect").parent().map(|p| p.display().to_string()).unwrap_or_default()
+    );
     let world = World::start(latency).await;
 
     let mut svg = None;
@@ -121,7 +134,11 @@ async fn main() {
         _ => format!("measuring {} s", measured.as_secs()),
     };
     let facts = RunFacts {
-        command: if full { "make bench".to_owned() } else { format!("BENCH_ONLY={} make bench", only.as_deref().unwrap_or_default().join(",")) },
+        command: if full {
+            "make bench".to_owned()
+        } else {
+            format!("BENCH_ONLY={} make bench", only.as_deref().unwrap_or_default().join(","))
+        },
         latency_ms: latency.as_millis() as u64,
         batch_concurrency: connect::BATCH_CONCURRENCY,
         verify_concurrency: verify::VERIFY_CONCURRENCY,

@@ -82,7 +82,11 @@ impl Report {
         let _ = writeln!(md, "| Rust | {} |", machine.rustc);
         let _ = writeln!(md, "| command | `{}` |", run.command);
         let _ = writeln!(md, "| run time | {} |", run.duration);
-        let _ = writeln!(md, "| load average (1 min) | {:.2} at the start, {:.2} at the end (2.0 = both cores busy) |", run.load_before, run.load_after);
+        let _ = writeln!(
+            md,
+            "| load average (1 min) | {:.2} at the start, {:.2} at the end (2.0 = both cores busy) |",
+            run.load_before, run.load_after
+        );
         let _ = writeln!(md, "| harness | {} |", run.harness);
         let _ = writeln!(md);
         for (title, body) in &self.sections {
@@ -150,7 +154,14 @@ mod tests {
         report.row("init", "3 ms", "≤ 20 ms", Some(true));
         report.row("size", "4 MB", "≤ 3 MB", Some(false));
         report.section("Init", "detail");
-        let machine = Machine { cpus: 2, cpu_model: "cpu".into(), memory: "1 GiB".into(), kernel: "Linux x".into(), rustc: "rustc".into(), date: "today".into() };
+        let machine = Machine {
+            cpus: 2,
+            cpu_model: "cpu".into(),
+            memory: "1 GiB".into(),
+            kernel: "Linux x".into(),
+            rustc: "rustc".into(),
+            date: "today".into(),
+        };
         let run = RunFacts {
             command: "make bench".into(),
             latency_ms: 20,

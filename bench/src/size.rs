@@ -34,7 +34,10 @@ pub fn run(root: &Path, report: &mut Report) {
         let path = root.join(".aws-sam/build").join(function).join("bootstrap");
         let Ok(meta) = std::fs::metadata(&path) else {
             let _ = writeln!(body, "| {function} | not built | | |");
-            report.warn(format!("{} is missing: run `make sam-build` (or `BENCH_SAM_BUILD=1 make bench`) to measure the artifact sizes", path.display()));
+            report.warn(format!(
+                "{} is missing: run `make sam-build` (or `BENCH_SAM_BUILD=1 make bench`) to measure the artifact sizes",
+                path.display()
+            ));
             report.row(format!("zipped arm64 bootstrap of `{bin}`"), "not measured", "≤ 3 MB", None);
             continue;
         };
@@ -63,7 +66,10 @@ pub fn run(root: &Path, report: &mut Report) {
         );
         report.row(
             format!("zipped arm64 bootstrap of `{bin}`"),
-            zipped.map_or_else(|| "?".to_owned(), |z| format!("{:.2} MiB ({} B; {:.2} MiB unzipped)", z as f64 / 1048576.0, thousands(z), unzipped as f64 / 1048576.0)),
+            zipped.map_or_else(
+                || "?".to_owned(),
+                |z| format!("{:.2} MiB ({} B; {:.2} MiB unzipped)", z as f64 / 1048576.0, thousands(z), unzipped as f64 / 1048576.0),
+            ),
             "≤ 3 MB",
             zipped.map(|z| z <= TARGET_ZIPPED_BYTES),
         );

@@ -26,7 +26,10 @@ impl Summary {
 
     /// "median 1.23 ms, p95 2.34 ms (n = 50)" with `digits` decimals.
     pub fn describe(&self, unit: &str, digits: usize) -> String {
-        format!("median {:.digits$} {unit}, p95 {:.digits$} {unit} (min {:.digits$}, max {:.digits$}, n = {})", self.median, self.p95, self.min, self.max, self.n)
+        format!(
+            "median {:.digits$} {unit}, p95 {:.digits$} {unit} (min {:.digits$}, max {:.digits$}, n = {})",
+            self.median, self.p95, self.min, self.max, self.n
+        )
     }
 }
 

@@ -51,7 +51,10 @@ pub async fn run(world: &World, fleets: &[usize], report: &mut Report) {
          bench straight to moto after the run: what moto's `ListSecrets` costs by itself. CPU time is the \
          function's on-CPU time (all threads, init included).\n"
     );
-    let _ = writeln!(body, "| growers | run | listing, in the run | listing alone | growers/s | peak RSS (idle before) | CPU time (vCPU used) | ListSecrets | GetSecretValue | Leaf requests |");
+    let _ = writeln!(
+        body,
+        "| growers | run | listing, in the run | listing alone | growers/s | peak RSS (idle before) | CPU time (vCPU used) | ListSecrets | GetSecretValue | Leaf requests |"
+    );
     let _ = writeln!(body, "|---|---|---|---|---|---|---|---|---|---|");
     for r in &runs {
         let _ = writeln!(
@@ -72,7 +75,13 @@ pub async fn run(world: &World, fleets: &[usize], report: &mut Report) {
     }
     let _ = writeln!(body, "\nThe run's own summaries:\n");
     for r in &runs {
-        let _ = writeln!(body, "- {} growers (seeded in {:.0} s, not part of the run): `{}`", thousands(r.growers as u64), r.seeded_in.as_secs_f64(), r.summary);
+        let _ = writeln!(
+            body,
+            "- {} growers (seeded in {:.0} s, not part of the run): `{}`",
+            thousands(r.growers as u64),
+            r.seeded_in.as_secs_f64(),
+            r.summary
+        );
     }
     let _ = writeln!(
         body,
@@ -99,7 +108,12 @@ pub async fn run(world: &World, fleets: &[usize], report: &mut Report) {
             at_target.then_some(peak_mb <= TARGET_RSS_MB),
         );
         if let Some(cpu) = r.cpu_seconds.filter(|_| at_target) {
-            report.row(format!("CPU of `verify` over {} growers", thousands(r.growers as u64)), format!("{cpu:.2} s, {:.3} vCPU over the run", cpu / r.seconds), "(informational: sizing)", None);
+            report.row(
+                format!("CPU of `verify` over {} growers", thousands(r.growers as u64)),
+                format!("{cpu:.2} s, {:.3} vCPU over the run", cpu / r.seconds),
+                "(informational: sizing)",
+                None,
+            );
         }
         report.row(
             format!("verify of {} growers: Secrets Manager calls", thousands(r.growers as u64)),
@@ -122,7 +136,8 @@ async fn one(world: &World, growers: usize) -> Run {
     running.runtime.set_invoke_timeout(Duration::from_secs(900));
     let idle_rss_kb = running.function.rss_kb().unwrap_or(0);
     let calls_before = world.secret_calls();
-    let leaf_before: usize = [Route::LeafAuth, Route::LeafGetCredentials, Route::LeafEvents, Route::LeafUser].iter().map(|&r| bed.standin.count(r)).sum();
+    let leaf_before: usize =
+        [Route::LeafAuth, Route::LeafGetCredentials, Route::LeafEvents, Route::LeafUser].iter().map(|&r| bed.standin.count(r)).sum();
 
     eprintln!("bench: verify over {growers} growers: running");
     let invocation = bed.invoke(&running, load_event("verify-schedule-scheduler.json")).await;
@@ -130,7 +145,11 @@ async fn one(world: &World, growers: usize) -> Run {
     let peak_rss_kb = running.function.peak_rss_kb().unwrap_or(0);
     let cpu_seconds = cpu_time(running.function.pid()).map(|d| d.as_secs_f64());
     let calls = world.secret_calls() - calls_before;
-    let leaf_requests = [Route::LeafAuth, Route::LeafGetCredentials, Route::LeafEvents, Route::LeafUser].iter().map(|&r| bed.standin.count(r)).sum::<usize>() - leaf_before;
+    let leaf_requests = [Route::LeafAuth, Route::LeafGetCredentials, Route::LeafEvents, Route::LeafUser]
+        .iter()
+        .map(|&r| bed.standin.count(r))
+        .sum::<usize>()
+        - leaf_before;
     let summary = invocation.expect_ok();
     let n = growers as u64;
     assert_eq!(
@@ -140,7 +159,10 @@ async fn one(world: &World, growers: usize) -> Run {
     );
     let list_ms = running.function.log_json().iter().find(|l| l["message"] == "growers listed").and_then(|l| l["listMs"].as_u64());
     let moto_list_seconds = list_alone(&bed.grower_prefix).await;
-    eprintln!("bench: verify over {growers} growers: {seconds:.1} s, peak RSS {}; moto lists them in {moto_list_seconds:.1} s", mb(peak_rss_kb));
+    eprintln!(
+        "bench: verify over {growers} growers: {seconds:.1} s, peak RSS {}; moto lists them in {moto_list_seconds:.1} s",
+        mb(peak_rss_kb)
+    );
     Run {
         growers,
         seconds,

@@ -39,7 +39,10 @@ pub struct SecretCalls {
 impl std::ops::Sub for SecretCalls {
     type Output = SecretCalls;
     fn sub(self, earlier: SecretCalls) -> SecretCalls {
-        SecretCalls { get_secret_value: self.get_secret_value - earlier.get_secret_value, list_secrets: self.list_secrets - earlier.list_secrets }
+        SecretCalls {
+            get_secret_value: self.get_secret_value - earlier.get_secret_value,
+            list_secrets: self.list_secrets - earlier.list_secrets,
+        }
     }
 }
 

@@ -61,7 +61,8 @@ impl Clients {
     }
 
     pub fn verify_app(&self, verify: &VerifyConfig) -> VerifyApp {
-        let directory = SecretsManagerDirectory::new(aws_sdk_secretsmanager::Client::new(&self.aws), self.config.stara_secret_prefix.clone());
+        let directory =
+            SecretsManagerDirectory::new(aws_sdk_secretsmanager::Client::new(&self.aws), self.config.stara_secret_prefix.clone());
         let repairs = verify
             .repair_queue_url()
             .map(|url| Arc::new(SqsRepairQueue::new(aws_sdk_sqs::Client::new(&self.aws), url)) as Arc<dyn RepairQueue>);

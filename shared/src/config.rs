@@ -80,10 +80,7 @@ impl Config {
             retry_after_cap: millis(&get, "RETRY_AFTER_CAP_MS", defaults.retry_after_cap)?,
         };
         if http.request_timeout > http.budget {
-            return Err(ConfigError {
-                variable: "HTTP_TIMEOUT_MS",
-                problem: "must not exceed UPSTREAM_BUDGET_MS".into(),
-            });
+            return Err(ConfigError { variable: "HTTP_TIMEOUT_MS", problem: "must not exceed UPSTREAM_BUDGET_MS".into() });
         }
         Ok(Self {
             stara_base_url: base_url(&get, "STARA_BASE_URL", DEFAULT_STARA_BASE_URL)?,

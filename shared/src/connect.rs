@@ -102,7 +102,9 @@ impl Connector {
             // Someone else attached credentials that do not work: a later try replaces them.
             Created::AlreadyPresent(c) => {
                 let detail = format!("a concurrent writer attached credentials with status {}", c.status);
-                return Err(UpstreamError::new(Service::Leaf, "POST /users/{id}/stara-credentials", UpstreamKind::BadGateway, detail).into());
+                return Err(
+                    UpstreamError::new(Service::Leaf, "POST /users/{id}/stara-credentials", UpstreamKind::BadGateway, detail).into()
+                );
             }
         };
         Ok(ConnectReport { outcome, credentials, replaced_status })
@@ -112,11 +114,7 @@ impl Connector {
         if self.leaf.delete_credentials(user, deadline).await? {
             return Ok(Disconnected::Removed);
         }
-        if self.leaf.user_exists(user, deadline).await? {
-            Ok(Disconnected::NothingToRemove)
-        } else {
-            Err(ConnectorError::LeafUserNotFound)
-        }
+        if self.leaf.user_exists(user, deadline).await? { Ok(Disconnected::NothingToRemove) } else { Err(ConnectorError::LeafUserNotFound) }
     }
 }
 
@@ -184,7 +182,10 @@ pub(crate) mod fakes {
 
     impl FakeLeaf {
         pub fn hold(&self, user: Uuid, status: &str) {
-            self.held.lock().unwrap().insert(user, LeafCredentials { id: format!("old-{user}"), status: status.into(), created_time: None });
+            self.held
+                .lock()
+                .unwrap()
+                .insert(user, LeafCredentials { id: format!("old-{user}"), status: status.into(), created_time: None });
         }
     }
 

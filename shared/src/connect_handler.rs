@@ -35,7 +35,9 @@ pub async fn handle(app: &ConnectApp, event: LambdaEvent<Value>) -> Result<Value
     let deadline = invocation_deadline(&context, app.budget);
     match trigger::classify(payload) {
         Trigger::Api(request) => Ok(handle_api(app, &request, deadline).await),
-        Trigger::Sqs(batch) => Ok(serde_json::to_value(handle_sqs(app, batch, deadline).await).expect("a batch response always serialises")),
+        Trigger::Sqs(batch) => {
+            Ok(serde_json::to_value(handle_sqs(app, batch, deadline).await).expect("a batch response always serialises"))
+        }
         // Schedules drive verify; connect never runs on one.
         other @ (Trigger::Schedule(_) | Trigger::Unsupported(_)) => {
             let what = other.description();
@@ -95,7 +97,10 @@ async fn handle_api(app: &ConnectApp, request: &ApiGatewayV2httpRequest, deadlin
         }
         Route::Status(_) | Route::Unknown(_) => {
             tracing::warn!(code = "route_not_found", "no such route on the connect function");
-            api::json_response(404, &api::error_body(None, "route_not_found", "connect serves POST /connections and DELETE /connections/{leafUserId}"))
+            api::json_response(
+                404,
+                &api::error_body(None, "route_not_found", "connect serves POST /connections and DELETE /connections/{leafUserId}"),
+            )
         }
     }
 }
@@ -120,7 +125,12 @@ fn report_body(leaf_user_id: &str, report: &ConnectReport) -> Value {
 }
 
 /// Runs one connect inside a span that carries the leafUserId, and logs one line for its outcome.
-async fn run_connect(app: &ConnectApp, request: &ConnectRequest, deadline: Deadline, trigger: &'static str) -> Result<ConnectReport, ConnectorError> {
+async fn run_connect(
+    app: &ConnectApp,
+    request: &ConnectRequest,
+    deadline: Deadline,
+    trigger: &'static str,
+) -> Result<ConnectReport, ConnectorError> {
     let span = tracing::info_span!("connect", leafUserId = %request.leaf_user_id, force = request.force);
     async {
         let (result, upstream) = measure_upstream(app.connector.connect(request, &deadline)).await;
@@ -135,7 +145,11 @@ async fn run_connect(app: &ConnectApp, request: &ConnectRequest, deadline: Deadl
             ),
             Err(e) => log_failure(trigger, e, upstream_ms),
         }
-        metrics::connect(result.as_ref().map_or("failed", |r| r.outcome.as_str()), result.as_ref().err().map(ConnectorError::code), upstream);
+        metrics::connect(
+            result.as_ref().map_or("failed", |r| r.outcome.as_str()),
+            result.as_ref().err().map(ConnectorError::code),
+            upstream,
+        );
         result
     }
     .instrument(span)

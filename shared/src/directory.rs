@@ -47,7 +47,8 @@ impl SecretsManagerDirectory {
 impl GrowerDirectory for SecretsManagerDirectory {
     async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError> {
         let filter = Filter::builder().key(FilterNameStringType::Name).values(&self.prefix).build();
-        let page = self.client.list_secrets().filters(filter).max_results(PAGE_SIZE).set_next_token(token).send().await.map_err(list_error)?;
+        let page =
+            self.client.list_secrets().filters(filter).max_results(PAGE_SIZE).set_next_token(token).send().await.map_err(list_error)?;
         let mut ids = Vec::with_capacity(page.secret_list().len());
         for name in page.secret_list().iter().filter_map(|s| s.name()) {
             match grower_id(&self.prefix, name) {
@@ -55,7 +56,11 @@ impl GrowerDirectory for SecretsManagerDirectory {
                 // The filter is a prefix match; this keeps us right should it ever match more.
                 Listed::Outside => {}
                 Listed::NotAUuid => {
-                    tracing::warn!(secret_id = name, code = "grower_secret_misnamed", "secret under the grower prefix does not end in a Leaf user id: skipped");
+                    tracing::warn!(
+                        secret_id = name,
+                        code = "grower_secret_misnamed",
+                        "secret under the grower prefix does not end in a Leaf user id: skipped"
+                    );
                 }
             }
         }
@@ -86,19 +91,20 @@ where
     R: std::fmt::Debug + 'static,
 {
     match &e {
-        SdkError::ServiceError(service) if service.err().code() == Some("AccessDeniedException") => {
-            ConnectorError::Configuration("Secrets Manager ListSecrets: access denied (the function needs secretsmanager:ListSecrets)".into())
-        }
+        SdkError::ServiceError(service) if service.err().code() == Some("AccessDeniedException") => ConnectorError::Configuration(
+            "Secrets Manager ListSecrets: access denied (the function needs secretsmanager:ListSecrets)".into(),
+        ),
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("service error").to_owned();
             UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Unavailable, code).into()
         }
-        SdkError::TimeoutError(_) => UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Timeout, "no answer in time").into(),
+        SdkError::TimeoutError(_) => {
+            UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Timeout, "no answer in time").into()
+        }
         // Connection failures and throttling that outlasted the SDK's own retries.
         _ => UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Unavailable, error_chain(&e)).into(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -157,7 +157,8 @@ mod tests {
             let a = assess(Some(&held("OK")), Some(&event(code, "2026-01-01T00:00:00Z")));
             assert_eq!((a.health, a.reason, a.force), (Health::Unhealthy, Some(format!("event_{code}")), true));
         }
-        for newest in [None, Some(event(200, "x")), Some(event(500, "x")), Some(CredentialEvent { status_code: None, created_date: None })] {
+        for newest in [None, Some(event(200, "x")), Some(event(500, "x")), Some(CredentialEvent { status_code: None, created_date: None })]
+        {
             assert_eq!(assess(Some(&held("OK")), newest.as_ref()).health, Health::Healthy);
         }
     }
@@ -173,7 +174,10 @@ mod tests {
     fn the_newest_event_is_the_latest_date_or_the_last() {
         let events = vec![event(200, "2026-01-02T00:00:00Z"), event(401, "2026-01-03T00:00:00Z"), event(500, "2026-01-01T00:00:00Z")];
         assert_eq!(newest_event(&events).unwrap().status_code, Some(401));
-        let undated = vec![CredentialEvent { status_code: Some(1), created_date: None }, CredentialEvent { status_code: Some(2), created_date: None }];
+        let undated = vec![
+            CredentialEvent { status_code: Some(1), created_date: None },
+            CredentialEvent { status_code: Some(2), created_date: None },
+        ];
         assert_eq!(newest_event(&undated).unwrap().status_code, Some(2));
         assert_eq!(newest_event(&[]), None);
     }

@@ -184,8 +184,12 @@ impl HttpClient {
         let elapsed = started.elapsed();
         record_upstream(elapsed);
         match &result {
-            Ok(reply) => tracing::debug!(service = %call.service, operation = call.operation, status = reply.status, elapsed_ms = elapsed.as_millis() as u64, "upstream answered"),
-            Err(e) => tracing::debug!(service = %call.service, operation = call.operation, error = ?e, elapsed_ms = elapsed.as_millis() as u64, "upstream did not answer"),
+            Ok(reply) => {
+                tracing::debug!(service = %call.service, operation = call.operation, status = reply.status, elapsed_ms = elapsed.as_millis() as u64, "upstream answered")
+            }
+            Err(e) => {
+                tracing::debug!(service = %call.service, operation = call.operation, error = ?e, elapsed_ms = elapsed.as_millis() as u64, "upstream did not answer")
+            }
         }
         result
     }
@@ -234,7 +238,6 @@ fn classify(e: reqwest::Error) -> AttemptError {
         AttemptError::Transport(text)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

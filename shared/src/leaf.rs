@@ -149,10 +149,17 @@ impl LeafClient {
 
     /// A safe (repeatable) call with the owner's token: retried on transient failures, and
     /// repeated once with a fresh token after a 401.
-    async fn send_authorized(&self, operation: &'static str, method: reqwest::Method, url: String, deadline: &Deadline) -> Result<Reply, ConnectorError> {
+    async fn send_authorized(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: String,
+        deadline: &Deadline,
+    ) -> Result<Reply, ConnectorError> {
         let mut token = self.token(deadline).await?;
         for renewed in [false, true] {
-            let call = Call { service: Service::Leaf, operation, method: method.clone(), url: url.clone(), bearer: Some(&token), json_body: None };
+            let call =
+                Call { service: Service::Leaf, operation, method: method.clone(), url: url.clone(), bearer: Some(&token), json_body: None };
             let reply = self.http.send(&call, deadline).await?;
             if reply.status != 401 {
                 return Ok(reply);
@@ -168,7 +175,8 @@ impl LeafClient {
 #[async_trait]
 impl LeafApi for LeafClient {
     async fn get_credentials(&self, user: &Uuid, deadline: &Deadline) -> Result<Option<LeafCredentials>, ConnectorError> {
-        let reply = self.send_authorized(GET_CREDENTIALS, reqwest::Method::GET, self.user_url(user, "/stara-credentials"), deadline).await?;
+        let reply =
+            self.send_authorized(GET_CREDENTIALS, reqwest::Method::GET, self.user_url(user, "/stara-credentials"), deadline).await?;
         match reply.status {
             200 => parse_credentials(&reply, GET_CREDENTIALS).map(Some),
             404 => Ok(None),
@@ -233,7 +241,13 @@ impl LeafApi for LeafClient {
                     409 => {
                         return match self.get_credentials(user, deadline).await? {
                             Some(held) => Ok(Created::AlreadyPresent(held)),
-                            None => Err(UpstreamError::new(Service::Leaf, POST_CREDENTIALS, UpstreamKind::BadGateway, "HTTP 409, yet no credentials are held").into()),
+                            None => Err(UpstreamError::new(
+                                Service::Leaf,
+                                POST_CREDENTIALS,
+                                UpstreamKind::BadGateway,
+                                "HTTP 409, yet no credentials are held",
+                            )
+                            .into()),
                         };
                     }
                     // 429 is a clear "not processed"; a server error may hide a stored credential.
@@ -266,7 +280,8 @@ impl LeafApi for LeafClient {
 
     async fn delete_credentials(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError> {
         // DELETE is idempotent: repeating it after a lost answer ends in the same state (a 404).
-        let reply = self.send_authorized(DELETE_CREDENTIALS, reqwest::Method::DELETE, self.user_url(user, "/stara-credentials"), deadline).await?;
+        let reply =
+            self.send_authorized(DELETE_CREDENTIALS, reqwest::Method::DELETE, self.user_url(user, "/stara-credentials"), deadline).await?;
         match reply.status {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -275,7 +290,8 @@ impl LeafApi for LeafClient {
     }
 
     async fn events(&self, user: &Uuid, deadline: &Deadline) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
-        let reply = self.send_authorized(GET_EVENTS, reqwest::Method::GET, self.user_url(user, "/stara-credentials/events"), deadline).await?;
+        let reply =
+            self.send_authorized(GET_EVENTS, reqwest::Method::GET, self.user_url(user, "/stara-credentials/events"), deadline).await?;
         match reply.status {
             200 => serde_json::from_slice::<Vec<CredentialEvent>>(&reply.body)
                 .map(Some)
@@ -295,7 +311,8 @@ fn parse_credentials(reply: &Reply, operation: &'static str) -> Result<LeafCrede
         status: Option<String>,
         created_time: Option<String>,
     }
-    let wire: Wire = serde_json::from_slice(&reply.body).map_err(|_| bad_answer(operation, "the answer is not a JSON credentials object"))?;
+    let wire: Wire =
+        serde_json::from_slice(&reply.body).map_err(|_| bad_answer(operation, "the answer is not a JSON credentials object"))?;
     match (wire.id, wire.status) {
         (Some(id), Some(status)) if !id.is_empty() => Ok(LeafCredentials { id, status, created_time: wire.created_time }),
         _ => Err(bad_answer(operation, "the answer lacks `id` or `status`")),

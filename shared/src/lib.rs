@@ -18,6 +18,8 @@ pub mod invocation;
 pub mod leaf;
 pub mod logging;
 pub mod metrics;
+#[cfg(test)]
+mod proptests;
 pub mod repair_queue;
 pub mod request;
 pub mod retry;
@@ -26,4 +28,3 @@ pub mod stara;
 pub mod trigger;
 pub mod verify;
 pub mod verify_handler;
-#[cfg(test)] mod proptests;

@@ -8,7 +8,17 @@
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-const QUIET_LIBRARIES: &[&str] = &["hyper=warn", "hyper_util=warn", "h2=warn", "rustls=warn", "reqwest=warn", "aws_smithy_runtime=warn", "aws_smithy_runtime_api=warn", "aws_config=warn", "tower=warn"];
+const QUIET_LIBRARIES: &[&str] = &[
+    "hyper=warn",
+    "hyper_util=warn",
+    "h2=warn",
+    "rustls=warn",
+    "reqwest=warn",
+    "aws_smithy_runtime=warn",
+    "aws_smithy_runtime_api=warn",
+    "aws_config=warn",
+    "tower=warn",
+];
 
 pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();

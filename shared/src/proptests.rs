@@ -176,7 +176,12 @@ fn arb_uuid() -> impl Strategy<Value = Uuid> {
 
 /// A UUID spelled the accepted way, with each letter's case chosen by a bit of `mask`.
 fn hyphenated(id: Uuid, mask: u64) -> String {
-    id.hyphenated().to_string().chars().enumerate().map(|(i, c)| if mask >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c }).collect()
+    id.hyphenated()
+        .to_string()
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if mask >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+        .collect()
 }
 
 /// Strings: arbitrary Unicode (control characters included), short ASCII words, the names above,
@@ -230,12 +235,7 @@ fn arb_number() -> impl Strategy<Value = Value> {
 
 /// Any JSON value, nested up to four levels.
 fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        arb_number(),
-        arb_text().prop_map(Value::String),
-    ];
+    let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), arb_number(), arb_text().prop_map(Value::String),];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
@@ -259,8 +259,8 @@ fn valid_body() -> impl Strategy<Value = (String, ConnectRequest)> {
 }
 
 fn valid_body_for(ids: BoxedStrategy<Uuid>) -> impl Strategy<Value = (String, ConnectRequest)> {
-    (ids, any::<u64>(), prop::option::of(prop::option::of(any::<bool>())), prop::option::of(prop::option::of(arb_text())), any::<u8>()).prop_map(
-        |(id, mask, force, reason, style)| {
+    (ids, any::<u64>(), prop::option::of(prop::option::of(any::<bool>())), prop::option::of(prop::option::of(arb_text())), any::<u8>())
+        .prop_map(|(id, mask, force, reason, style)| {
             let mut object = Map::new();
             object.insert("leafUserId".into(), Value::String(hyphenated(id, mask)));
             if let Some(force) = force {
@@ -271,8 +271,7 @@ fn valid_body_for(ids: BoxedStrategy<Uuid>) -> impl Strategy<Value = (String, Co
             }
             let request = ConnectRequest { leaf_user_id: id, force: force.flatten().unwrap_or(false) };
             (render(&Value::Object(object), style), request)
-        },
-    )
+        })
 }
 
 /// Objects built from the body's own keys with values that are sometimes right, sometimes of the
@@ -288,19 +287,21 @@ fn near_valid_object() -> impl Strategy<Value = Value> {
     let force = prop_oneof![3 => any::<bool>().prop_map(Value::Bool), 1 => Just(Value::Null), 2 => arb_json()];
     let reason = prop_oneof![3 => arb_text().prop_map(Value::String), 1 => Just(Value::Null), 2 => arb_json()];
     let extra = prop_oneof![4 => Just(BTreeMap::new()), 1 => prop::collection::btree_map(arb_key(), arb_json(), 1..3)];
-    (prop::option::weighted(0.9, leaf_user_id), prop::option::of(force), prop::option::of(reason), extra).prop_map(|(id, force, reason, extra)| {
-        let mut object = Map::new();
-        for (key, value) in extra {
-            object.insert(key, value);
-        }
-        // The body's own keys last, so a stray key of the same name never hides them.
-        for (key, value) in [("leafUserId", id), ("force", force), ("reason", reason)] {
-            if let Some(value) = value {
-                object.insert(key.into(), value);
+    (prop::option::weighted(0.9, leaf_user_id), prop::option::of(force), prop::option::of(reason), extra).prop_map(
+        |(id, force, reason, extra)| {
+            let mut object = Map::new();
+            for (key, value) in extra {
+                object.insert(key, value);
             }
-        }
-        Value::Object(object)
-    })
+            // The body's own keys last, so a stray key of the same name never hides them.
+            for (key, value) in [("leafUserId", id), ("force", force), ("reason", reason)] {
+                if let Some(value) = value {
+                    object.insert(key.into(), value);
+                }
+            }
+            Value::Object(object)
+        },
+    )
 }
 
 fn near_valid_body() -> impl Strategy<Value = String> {
@@ -655,7 +656,8 @@ proptest! {
 fn check_classify(event: Value) -> Result<(), TestCaseError> {
     let looks_api = event.get("version").and_then(Value::as_str) == Some("2.0") && event.pointer("/requestContext/http").is_some();
     let records = event.get("Records").and_then(Value::as_array);
-    let looks_sqs = records.is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")));
+    let looks_sqs =
+        records.is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")));
     match trigger::classify(event.clone()) {
         Trigger::Api(request) => {
             prop_assert!(looks_api);
@@ -808,4 +810,3 @@ fn the_oracle_agrees_with_the_documented_examples() {
         assert!(oracle(bad.as_bytes()).is_none(), "{bad}");
     }
 }
-

@@ -91,8 +91,13 @@ impl BatchSink for SqsSink {
                     .expect("id and body are always set")
             })
             .collect();
-        let output = self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await.map_err(send_error)?;
-        Ok(output.failed().iter().map(|f| Refused { id: f.id().to_owned(), code: f.code().to_owned(), sender_fault: f.sender_fault() }).collect())
+        let output =
+            self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await.map_err(send_error)?;
+        Ok(output
+            .failed()
+            .iter()
+            .map(|f| Refused { id: f.id().to_owned(), code: f.code().to_owned(), sender_fault: f.sender_fault() })
+            .collect())
     }
 }
 
@@ -102,7 +107,9 @@ fn send_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> ConnectorError {
         "AccessDenied" | "AccessDeniedException" | "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" | "InvalidAddress" => {
             ConnectorError::Configuration(format!("SQS {SEND_BATCH} to CONNECT_QUEUE_URL: {code}"))
         }
-        _ if matches!(e, SdkError::TimeoutError(_)) => UpstreamError::new(Service::Sqs, SEND_BATCH, UpstreamKind::Timeout, "no answer in time").into(),
+        _ if matches!(e, SdkError::TimeoutError(_)) => {
+            UpstreamError::new(Service::Sqs, SEND_BATCH, UpstreamKind::Timeout, "no answer in time").into()
+        }
         _ => UpstreamError::new(Service::Sqs, SEND_BATCH, UpstreamKind::Unavailable, code).into(),
     }
 }
@@ -196,7 +203,9 @@ mod tests {
         async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<Refused>, ConnectorError> {
             self.calls.lock().unwrap().push(entries.to_vec());
             let next = self.script.lock().unwrap().pop_front().unwrap_or(Ok(vec![]));
-            next.map(|refused| refused.into_iter().map(|(id, sender_fault)| Refused { id: id.into(), code: "X".into(), sender_fault }).collect())
+            next.map(|refused| {
+                refused.into_iter().map(|(id, sender_fault)| Refused { id: id.into(), code: "X".into(), sender_fault }).collect()
+            })
         }
     }
 
@@ -226,7 +235,10 @@ mod tests {
         assert_eq!(first.dedup_id, format!("{id}-run-1"));
         let body: serde_json::Value = serde_json::from_str(&first.body).unwrap();
         assert_eq!(body, serde_json::json!({"leafUserId": id.to_string(), "force": false, "reason": "INVALID"}));
-        assert!(calls.iter().all(|c| c.iter().map(|e| &e.id).collect::<std::collections::HashSet<_>>().len() == c.len()), "ids unique per batch");
+        assert!(
+            calls.iter().all(|c| c.iter().map(|e| &e.id).collect::<std::collections::HashSet<_>>().len() == c.len()),
+            "ids unique per batch"
+        );
     }
 
     #[tokio::test(start_paused = true)]

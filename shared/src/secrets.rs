@@ -65,7 +65,6 @@ impl SecretSource for SecretsManagerSource {
     }
 }
 
-
 struct Cached {
     value: SecretString,
     fetched: Instant,
@@ -110,7 +109,10 @@ impl SecretCache {
 
 /// Runs a secret read within what is left of the invocation's deadline: the SDK's own
 /// timeouts do not know about it.
-pub async fn within<T>(deadline: &crate::http::Deadline, read: impl Future<Output = Result<T, ConnectorError>>) -> Result<T, ConnectorError> {
+pub async fn within<T>(
+    deadline: &crate::http::Deadline,
+    read: impl Future<Output = Result<T, ConnectorError>>,
+) -> Result<T, ConnectorError> {
     tokio::time::timeout(deadline.remaining(), read).await.unwrap_or_else(|_| {
         Err(ConnectorError::SecretsUnavailable { secret_id: "(any)".into(), detail: "no answer before the deadline".into() })
     })
@@ -171,8 +173,8 @@ impl GrowerLogins for Secrets {
     async fn grower_login(&self, leaf_user_id: &Uuid) -> Result<StaraLogin, ConnectorError> {
         let secret_id = format!("{}{}", self.grower_prefix, leaf_user_id);
         let value = self.read(&secret_id).await?.ok_or_else(|| ConnectorError::GrowerLoginNotFound { secret_id: secret_id.clone() })?;
-        let (login, password) = parse_login(&value, "login")
-            .map_err(|reason| ConnectorError::GrowerLoginMalformed { secret_id: secret_id.clone(), reason })?;
+        let (login, password) =
+            parse_login(&value, "login").map_err(|reason| ConnectorError::GrowerLoginMalformed { secret_id: secret_id.clone(), reason })?;
         Ok(StaraLogin { login, password })
     }
 }
@@ -181,10 +183,8 @@ impl GrowerLogins for Secrets {
 impl LeafOwner for Secrets {
     async fn leaf_owner(&self) -> Result<LeafOwnerLogin, ConnectorError> {
         let id = &self.leaf_secret_id;
-        let value = self
-            .read(id)
-            .await?
-            .ok_or_else(|| ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) does not exist")))?;
+        let value =
+            self.read(id).await?.ok_or_else(|| ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) does not exist")))?;
         let (username, password) = parse_login(&value, "username")
             .map_err(|reason| ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) is malformed: {reason}")))?;
         Ok(LeafOwnerLogin { username, password })
@@ -234,10 +234,8 @@ mod tests {
 
     fn setup(ttl: Duration) -> (Arc<MapSource>, Secrets) {
         let source = Arc::new(MapSource::default());
-        let config = Config {
-            secret_cache_ttl: ttl,
-            ..Config::from_lookup(|k| (k == "LEAF_SECRET_ID").then(|| "leaf-owner".to_owned())).unwrap()
-        };
+        let config =
+            Config { secret_cache_ttl: ttl, ..Config::from_lookup(|k| (k == "LEAF_SECRET_ID").then(|| "leaf-owner".to_owned())).unwrap() };
         (source.clone(), Secrets::new(source, &config))
     }
 

@@ -103,7 +103,12 @@ impl Verifier {
     /// Checks every grower `directory` lists, `settings.concurrency` at a time, and queues a
     /// repair for each unhealthy or missing one when `repairs` is given. Only listing the
     /// growers can fail the run; a grower's failure is counted in `errors`.
-    pub async fn run(&self, directory: &dyn GrowerDirectory, repairs: Option<&dyn RepairQueue>, settings: &RunSettings) -> Result<RunSummary, ConnectorError> {
+    pub async fn run(
+        &self,
+        directory: &dyn GrowerDirectory,
+        repairs: Option<&dyn RepairQueue>,
+        settings: &RunSettings,
+    ) -> Result<RunSummary, ConnectorError> {
         tracing::info!(concurrency = settings.concurrency, repair = repairs.is_some(), "verify run started");
         // Listing, checking and queueing repairs overlap: checks start with the first page.
         let (found, growers) = mpsc::channel::<Uuid>(LISTED_AHEAD);
@@ -161,7 +166,11 @@ impl Verifier {
         }
         latency.flush();
         if out_of_time > 0 {
-            tracing::warn!(unchecked = out_of_time, code = "run_out_of_time", "the run ran out of time: growers left unchecked are counted as errors");
+            tracing::warn!(
+                unchecked = out_of_time,
+                code = "run_out_of_time",
+                "the run ran out of time: growers left unchecked are counted as errors"
+            );
         }
         summary
     }
@@ -202,7 +211,9 @@ fn log_check(user: &Uuid, check: &ConnectionCheck) {
     let event_code = check.last_event.as_ref().and_then(|e| e.status_code);
     match a.health {
         Health::Healthy => tracing::debug!(leafUserId = %user, health = a.health.as_str(), leafStatus = status, "connection healthy"),
-        Health::Pending => tracing::info!(leafUserId = %user, health = a.health.as_str(), leafStatus = status, "connection pending: left alone"),
+        Health::Pending => {
+            tracing::info!(leafUserId = %user, health = a.health.as_str(), leafStatus = status, "connection pending: left alone")
+        }
         Health::Unhealthy | Health::Missing => {
             tracing::warn!(leafUserId = %user, health = a.health.as_str(), leafStatus = status, lastEventCode = event_code, reason = a.reason.as_deref(), force = a.force, "connection needs repair")
         }
@@ -299,7 +310,11 @@ pub(crate) mod fakes {
                 return Err(UpstreamError::new(Service::Leaf, "GET", UpstreamKind::BadGateway, "HTTP 500").into());
             }
             let status = self.held.lock().unwrap().get(user).cloned();
-            Ok(status.map(|status| LeafCredentials { id: format!("cred-{user}"), status, created_time: Some("2026-01-01T00:00:00Z".into()) }))
+            Ok(status.map(|status| LeafCredentials {
+                id: format!("cred-{user}"),
+                status,
+                created_time: Some("2026-01-01T00:00:00Z".into()),
+            }))
         }
         async fn user_exists(&self, user: &Uuid, _: &Deadline) -> Result<bool, ConnectorError> {
             Ok(self.users.lock().unwrap().contains(user))
@@ -366,7 +381,12 @@ mod tests {
     use crate::error::{Service, UpstreamError, UpstreamKind};
 
     fn settings(concurrency: usize) -> RunSettings {
-        RunSettings { run_id: "run-1".into(), concurrency, check_budget: Duration::from_secs(5), deadline: Deadline::after(Duration::from_secs(3600)) }
+        RunSettings {
+            run_id: "run-1".into(),
+            concurrency,
+            check_budget: Duration::from_secs(5),
+            deadline: Deadline::after(Duration::from_secs(3600)),
+        }
     }
 
     fn event(code: i64) -> CredentialEvent {
@@ -443,10 +463,13 @@ mod tests {
         );
 
         let sent = queue.sent.lock().unwrap();
-        let by_user: HashMap<Uuid, &RepairRequest> = sent.iter().map(|(run, r)| {
-            assert_eq!(run, "run-1");
-            (r.leaf_user_id, r)
-        }).collect();
+        let by_user: HashMap<Uuid, &RepairRequest> = sent
+            .iter()
+            .map(|(run, r)| {
+                assert_eq!(run, "run-1");
+                (r.leaf_user_id, r)
+            })
+            .collect();
         assert_eq!(by_user.len(), 4);
         assert_eq!((by_user[&invalid].reason.as_str(), by_user[&invalid].force), ("INVALID", false));
         assert_eq!((by_user[&expired].reason.as_str(), by_user[&expired].force), ("EXPIRED", false));

@@ -80,7 +80,13 @@ pub async fn handle_api(app: &VerifyApp, request: &ApiGatewayV2httpRequest, dead
         MetricSet::new("verify").dimension("Health", outcome).count("Lookups", 1).millis("UpstreamLatency", upstream).emit();
         match result {
             Ok(check) => {
-                tracing::info!(trigger = "api", health = outcome, leafStatus = check.credentials.as_ref().map(|c| c.status.as_str()), upstreamMs = upstream_ms, "verify finished");
+                tracing::info!(
+                    trigger = "api",
+                    health = outcome,
+                    leafStatus = check.credentials.as_ref().map(|c| c.status.as_str()),
+                    upstreamMs = upstream_ms,
+                    "verify finished"
+                );
                 api::json_response(200, &check_body(&id, &check))
             }
             Err(e) => {
@@ -203,7 +209,10 @@ mod tests {
     async fn the_api_reports_health_without_anything_else() {
         let leaf = Arc::new(FakeLeaf::default());
         let user = leaf.grower(Some("OK"));
-        leaf.events.lock().unwrap().insert(user, vec![CredentialEvent { status_code: Some(200), created_date: Some("2026-01-02T00:00:00Z".into()) }]);
+        leaf.events
+            .lock()
+            .unwrap()
+            .insert(user, vec![CredentialEvent { status_code: Some(200), created_date: Some("2026-01-02T00:00:00Z".into()) }]);
         let app = app(leaf, vec![], None);
         let (status, body) = get(&app, &user.to_string()).await;
         assert_eq!(status, 200);
@@ -226,11 +235,17 @@ mod tests {
         let missing = leaf.grower(None);
         let app = app(leaf, vec![], None);
         let (status, body) = get(&app, &missing.to_string()).await;
-        assert_eq!((status, body["health"].as_str(), &body["leafStatus"], &body["lastEvent"]), (200, Some("missing"), &Value::Null, &Value::Null));
+        assert_eq!(
+            (status, body["health"].as_str(), &body["leafStatus"], &body["lastEvent"]),
+            (200, Some("missing"), &Value::Null, &Value::Null)
+        );
 
         let stranger = Uuid::new_v4().to_string();
         let (status, body) = get(&app, &stranger).await;
-        assert_eq!((status, body["error"]["code"].as_str(), body["leafUserId"].as_str()), (404, Some("leaf_user_not_found"), Some(stranger.as_str())));
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), body["leafUserId"].as_str()),
+            (404, Some("leaf_user_not_found"), Some(stranger.as_str()))
+        );
 
         let (status, body) = get(&app, "not-a-uuid").await;
         assert_eq!((status, body["error"]["code"].as_str(), &body["leafUserId"]), (400, Some("invalid_request"), &Value::Null));

@@ -45,12 +45,7 @@ impl AwsProxy {
         let server = server::serve(move |request: Request<hyper::body::Incoming>, connection| {
             let (state, client, upstream) = (handler_state.clone(), client.clone(), upstream.clone());
             async move {
-                let operation = request
-                    .headers()
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("unknown")
-                    .to_owned();
+                let operation = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned();
                 let fault = {
                     let mut state = lock(&state);
                     *state.calls.entry(operation.clone()).or_default() += 1;

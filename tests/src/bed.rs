@@ -1,10 +1,10 @@
 //! A whole world for one test: the Stara/Leaf stand-in, secrets in moto under names of its own,
 //! and the real function binaries, each behind its own Runtime API emulator.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use uuid::Uuid;
 
 use crate::function::Function;
@@ -82,7 +82,14 @@ impl Bed {
         standin.set_leaf_owner("owner@example.com", &leaf_owner_password);
         moto::put_secret(&leaf_secret_id, &json!({"username": "owner@example.com", "password": leaf_owner_password})).await;
         let capture_dir = capture_root().join(&run);
-        Bed { standin, leaf_secret_id, grower_prefix, own_secrets: Mutex::new(vec![leaf_owner_password]), responses: Mutex::new(Vec::new()), capture_dir }
+        Bed {
+            standin,
+            leaf_secret_id,
+            grower_prefix,
+            own_secrets: Mutex::new(vec![leaf_owner_password]),
+            responses: Mutex::new(Vec::new()),
+            capture_dir,
+        }
     }
 
     /// The environment a function of this bed runs with: moto, the stand-in, fast HTTP settings,

@@ -95,9 +95,7 @@ where
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let reset = Arc::new(Notify::new());
-    let connection = Connection {
-        reset: reset.clone(),
-    };
+    let connection = Connection { reset: reset.clone() };
     let service = service_fn(move |request| {
         let response = handler(request, connection.clone());
         async move { Ok::<_, Infallible>(response.await) }
@@ -114,10 +112,7 @@ where
 }
 
 fn set_zero_linger(fd: RawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: `fd` is an open socket owned by the caller for the duration of this call and
     // `linger` is a properly sized, initialised value for SO_LINGER.
     let rc = unsafe {
@@ -139,25 +134,16 @@ pub(crate) fn json_response(status: u16, body: &serde_json::Value) -> HttpRespon
 }
 
 /// A response with an arbitrary body and content type.
-pub(crate) fn raw_response(
-    status: u16,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> HttpResponse {
+pub(crate) fn raw_response(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
 /// A random string that is unique enough to be searched for in logs.
 pub(crate) fn random_token(prefix: &str) -> String {
-    let tail: String = std::iter::repeat_with(fastrand::alphanumeric)
-        .take(32)
-        .collect();
+    let tail: String = std::iter::repeat_with(fastrand::alphanumeric).take(32).collect();
     format!("{prefix}-{tail}")
 }
 
@@ -181,16 +167,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u32;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -205,10 +186,7 @@ mod tests {
         let time = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(iso_micros(time), "2023-11-14T22:13:20.123456Z");
         // A leap day, to exercise the month arithmetic.
-        assert_eq!(
-            iso_micros(UNIX_EPOCH + Duration::from_secs(1_709_164_800)),
-            "2024-02-29T00:00:00.000000Z"
-        );
+        assert_eq!(iso_micros(UNIX_EPOCH + Duration::from_secs(1_709_164_800)), "2024-02-29T00:00:00.000000Z");
     }
 
     #[test]

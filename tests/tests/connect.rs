@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
-use testbed::bed::{Bed, Running, api_event, api_response, batch_failures, connect_api_event, connect_body, disconnect_api_event, sqs_event};
+use testbed::bed::{
+    Bed, Running, api_event, api_response, batch_failures, connect_api_event, connect_body, disconnect_api_event, sqs_event,
+};
 use testbed::{Fault, RetryAfter, Route};
 
 async fn connect_bed() -> (Bed, Running) {
@@ -363,7 +365,11 @@ async fn a_hanging_upstream_ends_within_the_budget() {
 
 #[tokio::test]
 async fn persistent_upstream_failures_map_to_5xx() {
-    let cases = [(Route::StaraAuth, 503, "upstream_unavailable"), (Route::LeafGetCredentials, 502, "upstream_bad_gateway"), (Route::StaraToken, 500, "upstream_bad_gateway")];
+    let cases = [
+        (Route::StaraAuth, 503, "upstream_unavailable"),
+        (Route::LeafGetCredentials, 502, "upstream_bad_gateway"),
+        (Route::StaraToken, 500, "upstream_bad_gateway"),
+    ];
     for (route, code, expected) in cases {
         let (bed, running) = connect_bed().await;
         let grower = bed.add_grower().await;
@@ -408,11 +414,11 @@ async fn only_retryable_failures_go_back_to_the_queue() {
     bed.store_login(&wrong_password).await;
 
     let bodies = vec![
-        connect_body(&good.leaf_user_id, false),            // m0: connected
-        "{not json".to_owned(),                              // m1: permanent, dropped with a reason
-        connect_body(&no_secret.leaf_user_id, false),       // m2: permanent (no login stored)
-        connect_body(&wrong_password.leaf_user_id, false),  // m3: permanent (Stara refuses)
-        connect_body(&flaky.leaf_user_id, false),           // m4: retryable (Leaf unavailable)
+        connect_body(&good.leaf_user_id, false),                // m0: connected
+        "{not json".to_owned(),                                 // m1: permanent, dropped with a reason
+        connect_body(&no_secret.leaf_user_id, false),           // m2: permanent (no login stored)
+        connect_body(&wrong_password.leaf_user_id, false),      // m3: permanent (Stara refuses)
+        connect_body(&flaky.leaf_user_id, false),               // m4: retryable (Leaf unavailable)
         connect_body(&uuid::Uuid::new_v4().to_string(), false), // m5: permanent (unknown user)
     ];
     // Make the flaky grower's first call fail persistently by holding broken credentials whose

@@ -59,7 +59,9 @@ impl Kind {
             Kind::Hang => Fault::Hang,
             Kind::Reset => Fault::Reset,
             Kind::TooManyRetryAfterSeconds => Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(1)),
-            Kind::TooManyRetryAfterDate => Fault::StatusWithRetryAfter(429, RetryAfter::HttpDate(SystemTime::now() + Duration::from_secs(2))),
+            Kind::TooManyRetryAfterDate => {
+                Fault::StatusWithRetryAfter(429, RetryAfter::HttpDate(SystemTime::now() + Duration::from_secs(2)))
+            }
             Kind::Status(code) => Fault::Status(code),
             Kind::MalformedJson => Fault::MalformedJson,
             Kind::MissingFields => Fault::MissingFields,

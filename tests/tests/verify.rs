@@ -74,11 +74,17 @@ async fn the_api_reports_each_health_and_never_a_token() {
         let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["createdTime", "credentialsId", "health", "lastEvent", "leafStatus", "leafUserId"], "{body}");
-        assert_eq!((body["leafUserId"].as_str(), body["health"].as_str(), body["leafStatus"].as_str()), (Some(id.as_str()), Some(health), status), "{body}");
+        assert_eq!(
+            (body["leafUserId"].as_str(), body["health"].as_str(), body["leafStatus"].as_str()),
+            (Some(id.as_str()), Some(health), status),
+            "{body}"
+        );
         let held = bed.standin.credential(id);
         assert_eq!(body["credentialsId"].as_str(), held.as_ref().map(|c| c.id.as_str()));
         match bed.standin.events(id).last().filter(|_| held.is_some()) {
-            Some(newest) => assert_eq!(body["lastEvent"], json!({"statusCode": newest["statusCode"], "createdDate": newest["createdDate"]})),
+            Some(newest) => {
+                assert_eq!(body["lastEvent"], json!({"statusCode": newest["statusCode"], "createdDate": newest["createdDate"]}))
+            }
             None => assert_eq!(body["lastEvent"], Value::Null, "{body}"),
         }
     }
@@ -87,7 +93,10 @@ async fn the_api_reports_each_health_and_never_a_token() {
     assert_eq!((code, &body["leafUserId"], body["error"]["code"].as_str()), (400, &Value::Null, Some("invalid_request")));
     let stranger = uuid::Uuid::new_v4().to_string();
     let (code, body) = api_response(&bed.invoke(&running, verify_api_event(&stranger)).await);
-    assert_eq!((code, body["leafUserId"].as_str(), body["error"]["code"].as_str()), (404, Some(stranger.as_str()), Some("leaf_user_not_found")));
+    assert_eq!(
+        (code, body["leafUserId"].as_str(), body["error"]["code"].as_str()),
+        (404, Some(stranger.as_str()), Some("leaf_user_not_found"))
+    );
 
     // The API never writes to Leaf, whatever it finds.
     for route in [Route::LeafPostCredentials, Route::LeafDeleteCredentials, Route::StaraAuth] {
@@ -294,7 +303,13 @@ async fn seed_growers(bed: &Bed, n: usize, status: &str) -> Vec<String> {
             let name = format!("{}{id}", bed.grower_prefix);
             bed.standin.set_credential(&id, status);
             async move {
-                client.create_secret().name(name).secret_string(r#"{"login":"seeded","password":"seeded-pw-0"}"#).send().await.expect("create_secret");
+                client
+                    .create_secret()
+                    .name(name)
+                    .secret_string(r#"{"login":"seeded","password":"seeded-pw-0"}"#)
+                    .send()
+                    .await
+                    .expect("create_secret");
             }
         })
         .buffer_unordered(16)

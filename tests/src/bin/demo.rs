@@ -23,7 +23,10 @@ async fn main() {
     println!("  Secrets Manager (moto)  {}", moto::moto_endpoint());
     println!("  Stara stand-in          {}", bed.standin.stara_url());
     println!("  Leaf stand-in           {}", bed.standin.leaf_url());
-    println!("  connect function        {} (real binary, Lambda Runtime API emulator)", testbed::Function::binary_path("connect").display());
+    println!(
+        "  connect function        {} (real binary, Lambda Runtime API emulator)",
+        testbed::Function::binary_path("connect").display()
+    );
     println!("  grower login secret     {}{}", bed.grower_prefix, leaf_user_id);
     println!();
 
@@ -37,7 +40,10 @@ async fn main() {
     println!("   → {status} {body}");
 
     let held = bed.standin.credential(&leaf_user_id);
-    println!("3. Leaf now holds Stara credentials for the user: {}", held.as_ref().map_or("none".into(), |c| format!("id {} status {}", c.id, c.status)));
+    println!(
+        "3. Leaf now holds Stara credentials for the user: {}",
+        held.as_ref().map_or("none".into(), |c| format!("id {} status {}", c.id, c.status))
+    );
     println!(
         "   upstream calls so far: Stara /autenticacao {}, /token {}, Leaf POST {}",
         bed.standin.count(Route::StaraAuth),
