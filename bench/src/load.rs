@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::Instant;
 
-use testbed::{Fault, Route};
+use testbed::Route;
 
 use crate::machine::cpu_time;
 use crate::report::{Report, mb, thousands};
@@ -24,16 +24,8 @@ pub async fn run(world: &World, growers: usize, report: &mut Report) {
     let mut env = crate::world::PRODUCTION_HTTP.to_vec();
     env.push(("AWS_ENDPOINT_URL", endpoint.as_str()));
     let second = bed.run_beside(&running, &env);
-    for (route, fault) in [
-        (Route::StaraAuth, Fault::Status(503)),
-        (Route::StaraToken, Fault::Reset),
-        (Route::LeafGetCredentials, Fault::Status(502)),
-        (Route::LeafUser, Fault::Status(429)),
-        (Route::LeafPostCredentials, Fault::Status(503)),
-        (Route::LeafPostCredentials, Fault::ProcessThenReset),
-    ] {
-        bed.standin.inject_randomly(route, fault, 0.01);
-    }
+    // About 5 % of connects meet a transient fault somewhere on their path.
+    bed.inject_transient_faults(0.01);
     let secrets_before = world.secret_calls();
 
     let started = Instant::now();

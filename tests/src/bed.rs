@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::function::Function;
 use crate::runtime_api::{Invocation, RuntimeApi};
-use crate::standin::StandIn;
+use crate::standin::{Fault, Route, StandIn};
 use crate::{load_event, moto};
 
 /// Settings that keep tests quick: short timeouts and backoff, same logic as production.
@@ -154,6 +154,21 @@ impl Bed {
             pending = self.deliver(running, &pending, in_flight).await;
         }
         done
+    }
+
+    /// The load scenario's faults: each of six transient faults on five routes hits a request
+    /// with `probability`; at 0.01 about 5 % of connects meet one.
+    pub fn inject_transient_faults(&self, probability: f64) {
+        for (route, fault) in [
+            (Route::StaraAuth, Fault::Status(503)),
+            (Route::StaraToken, Fault::Reset),
+            (Route::LeafGetCredentials, Fault::Status(502)),
+            (Route::LeafUser, Fault::Status(429)),
+            (Route::LeafPostCredentials, Fault::Status(503)),
+            (Route::LeafPostCredentials, Fault::ProcessThenReset),
+        ] {
+            self.standin.inject_randomly(route, fault, probability);
+        }
     }
 
     /// A grower with a Stara account, a Leaf user and a login secret; no Leaf credentials yet.

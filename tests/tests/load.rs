@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
+use testbed::Route;
 use testbed::bed::Bed;
-use testbed::{Fault, Route};
 
 const GROWERS: usize = 1_000;
 
@@ -19,16 +19,7 @@ async fn a_thousand_connects_with_five_percent_transient_faults() {
         ids.push(bed.add_grower().await.leaf_user_id);
     }
     // About 5 % of connects meet a transient fault somewhere on their path.
-    for (route, fault) in [
-        (Route::StaraAuth, Fault::Status(503)),
-        (Route::StaraToken, Fault::Reset),
-        (Route::LeafGetCredentials, Fault::Status(502)),
-        (Route::LeafUser, Fault::Status(429)),
-        (Route::LeafPostCredentials, Fault::Status(503)),
-        (Route::LeafPostCredentials, Fault::ProcessThenReset),
-    ] {
-        bed.standin.inject_randomly(route, fault, 0.01);
-    }
+    bed.inject_transient_faults(0.01);
 
     let started = Instant::now();
     let done = bed.deliver_until_done(&running, ids.clone(), 4).await;
