@@ -67,6 +67,13 @@ impl UpstreamError {
     pub fn new(service: Service, operation: &'static str, kind: UpstreamKind, detail: impl Into<String>) -> Self {
         Self { service, operation, kind, detail: detail.into() }
     }
+
+    /// An answer whose status the API does not document for this call: a server error is the
+    /// service's bad moment, anything else a refusal that repeating will not change.
+    pub fn unexpected_status(service: Service, operation: &'static str, status: u16) -> Self {
+        let kind = if status >= 500 { UpstreamKind::BadGateway } else { UpstreamKind::Rejected };
+        Self::new(service, operation, kind, format!("unexpected HTTP {status}"))
+    }
 }
 
 /// Everything the connect and verify workflows can fail with.

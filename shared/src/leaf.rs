@@ -324,6 +324,5 @@ fn bad_answer(operation: &'static str, detail: &str) -> ConnectorError {
 }
 
 fn unexpected(operation: &'static str, status: u16) -> ConnectorError {
-    let kind = if status >= 500 { UpstreamKind::BadGateway } else { UpstreamKind::Rejected };
-    UpstreamError::new(Service::Leaf, operation, kind, format!("unexpected HTTP {status}")).into()
+    UpstreamError::unexpected_status(Service::Leaf, operation, status).into()
 }

@@ -102,8 +102,7 @@ impl StaraApi for StaraClient {
 }
 
 fn unexpected(operation: &'static str, status: u16) -> ConnectorError {
-    let kind = if status >= 500 { UpstreamKind::BadGateway } else { UpstreamKind::Rejected };
-    UpstreamError::new(Service::Stara, operation, kind, format!("unexpected HTTP {status}")).into()
+    UpstreamError::unexpected_status(Service::Stara, operation, status).into()
 }
 
 /// Reads non-empty string fields from a JSON answer, in the order asked. The error names the
