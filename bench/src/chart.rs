@@ -24,7 +24,10 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
     let single = points.iter().find(|p| p.batch == 1).map_or(0.0, |p| p.median);
     let ideal = |n: usize| n.div_ceil(concurrency.max(1)) as f64 * single;
     let max_batch = points.iter().map(|p| p.batch).max().unwrap_or(1).max(2);
-    let top_ms = points.iter().map(|p| p.max.max(ideal(p.batch))).fold(1.0, f64::max);
+    let top_ms = points
+        .iter()
+        .map(|p| p.max.max(ideal(p.batch)))
+        .fold(1.0, f64::max);
     let y_max = nice_ceiling(top_ms * 1.08);
 
     let plot_w = WIDTH - LEFT - RIGHT;
@@ -47,16 +50,37 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
     for i in 0..=5 {
         let ms = y_max * f64::from(i) / 5.0;
         let yy = y(ms);
-        let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#ddd"/>"##, WIDTH - RIGHT);
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{ms:.0}</text>"#, LEFT - 6.0, yy + 4.0);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#ddd"/>"##,
+            WIDTH - RIGHT
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{ms:.0}</text>"#,
+            LEFT - 6.0,
+            yy + 4.0
+        );
     }
     // x ticks at the measured sizes.
     for p in points {
         let xx = x(p.batch);
-        let _ = writeln!(svg, r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="#eee"/>"##, TOP + plot_h);
-        let _ = writeln!(svg, r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, TOP + plot_h + 18.0, p.batch);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="#eee"/>"##,
+            TOP + plot_h
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            TOP + plot_h + 18.0,
+            p.batch
+        );
     }
-    let _ = writeln!(svg, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##);
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##
+    );
     let _ = writeln!(
         svg,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">messages in the batch (log scale)</text>"#,
@@ -75,11 +99,21 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
     let mut n = 1;
     while n <= max_batch {
         let wave_end = (n.div_ceil(concurrency.max(1)) * concurrency.max(1)).min(max_batch);
-        let _ = write!(steps, "{:.1},{:.1} {:.1},{:.1} ", x(n), y(ideal(n)), x(wave_end), y(ideal(n)));
+        let _ = write!(
+            steps,
+            "{:.1},{:.1} {:.1},{:.1} ",
+            x(n),
+            y(ideal(n)),
+            x(wave_end),
+            y(ideal(n))
+        );
         n = wave_end + 1;
     }
-    let _ =
-        writeln!(svg, r##"<polyline points="{}" fill="none" stroke="#999" stroke-dasharray="5,4" stroke-width="1.5"/>"##, steps.trim_end());
+    let _ = writeln!(
+        svg,
+        r##"<polyline points="{}" fill="none" stroke="#999" stroke-dasharray="5,4" stroke-width="1.5"/>"##,
+        steps.trim_end()
+    );
 
     // Measured: spread bars and the median line.
     for p in points {
@@ -91,12 +125,28 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
             y(p.max)
         );
     }
-    let line: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", x(p.batch), y(p.median))).collect();
-    let _ = writeln!(svg, r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##, line.join(" "));
+    let line: Vec<String> = points
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", x(p.batch), y(p.median)))
+        .collect();
+    let _ = writeln!(
+        svg,
+        r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
+        line.join(" ")
+    );
     for p in points {
         let (xx, yy) = (x(p.batch), y(p.median));
-        let _ = writeln!(svg, r##"<circle cx="{xx:.1}" cy="{yy:.1}" r="4" fill="#1f77b4"/>"##);
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" font-size="11">{:.0}</text>"#, xx + 6.0, yy - 6.0, p.median);
+        let _ = writeln!(
+            svg,
+            r##"<circle cx="{xx:.1}" cy="{yy:.1}" r="4" fill="#1f77b4"/>"##
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11">{:.0}</text>"#,
+            xx + 6.0,
+            yy - 6.0,
+            p.median
+        );
     }
 
     // Legend.
@@ -107,7 +157,12 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
         lx + 28.0,
         lx + 14.0
     );
-    let _ = writeln!(svg, r#"<text x="{}" y="{}">measured median (bar: min to max)</text>"#, lx + 36.0, ly + 4.0);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}">measured median (bar: min to max)</text>"#,
+        lx + 36.0,
+        ly + 4.0
+    );
     let _ = writeln!(
         svg,
         r##"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="5,4" stroke-width="1.5"/>"##,
@@ -115,7 +170,12 @@ pub fn batch_chart(points: &[Point], concurrency: usize, latency_ms: u64) -> Str
         lx + 28.0,
         ly + 18.0
     );
-    let _ = writeln!(svg, r#"<text x="{}" y="{}">ideal: ceil(n / {concurrency}) waves x a single connect</text>"#, lx + 36.0, ly + 22.0);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}">ideal: ceil(n / {concurrency}) waves x a single connect</text>"#,
+        lx + 36.0,
+        ly + 22.0
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -149,12 +209,21 @@ mod tests {
             .iter()
             .map(|&n| {
                 let median = 105.0 * n.div_ceil(10) as f64 + 3.0;
-                Point { batch: n, median, min: median - 2.0, max: median + 5.0 }
+                Point {
+                    batch: n,
+                    median,
+                    min: median - 2.0,
+                    max: median + 5.0,
+                }
             })
             .collect();
         let svg = batch_chart(&points, 10, 20);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<circle").count(), points.len() + 1, "one per point, one in the legend");
+        assert_eq!(
+            svg.matches("<circle").count(),
+            points.len() + 1,
+            "one per point, one in the legend"
+        );
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
         assert_eq!(svg.matches('<').count(), svg.matches('>').count());
     }

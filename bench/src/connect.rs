@@ -49,7 +49,11 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
     let before = world.secret_calls();
     let first = bed.invoke(&running, connect_api_event(&id, false)).await;
     let (status, body) = api_response(&first);
-    assert_eq!((status, body["outcome"].as_str()), (201, Some("connected")), "{body}");
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (201, Some("connected")),
+        "{body}"
+    );
     let first_calls = world.secret_calls() - before;
     let first_ms = ms(first.elapsed);
 
@@ -60,21 +64,29 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
     }
     let mut emf_seen = wait_lines(&running, 6, is_connect_metric).await.len();
 
-    let (mut elapsed, mut upstream, mut overhead, mut by_calls, mut calls) = (vec![], vec![], vec![], vec![], BTreeMap::new());
+    let (mut elapsed, mut upstream, mut overhead, mut by_calls, mut calls) =
+        (vec![], vec![], vec![], vec![], BTreeMap::new());
     let mut secret_calls_per_invocation = Vec::new();
     let cpu_before = cpu_time(running.function.pid());
     for _ in 0..runs {
         let (secrets_before, requests_before) = (world.secret_calls(), total_requests(&bed));
         let invocation = bed.invoke(&running, connect_api_event(&id, true)).await;
         let (status, body) = api_response(&invocation);
-        assert_eq!((status, body["outcome"].as_str()), (201, Some("reconnected")), "{body}");
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (201, Some("reconnected")),
+            "{body}"
+        );
         let spent = world.secret_calls() - secrets_before;
         secret_calls_per_invocation.push(spent.get_secret_value + spent.list_secrets);
         let n_calls = total_requests(&bed) - requests_before;
         *calls.entry(n_calls).or_insert(0usize) += 1;
         emf_seen += 1;
         let lines = wait_lines(&running, emf_seen, is_connect_metric).await;
-        let up = lines.get(emf_seen - 1).and_then(|l| l["UpstreamLatency"].as_f64()).expect("one metric line per connect");
+        let up = lines
+            .get(emf_seen - 1)
+            .and_then(|l| l["UpstreamLatency"].as_f64())
+            .expect("one metric line per connect");
         let total = ms(invocation.elapsed);
         elapsed.push(total);
         upstream.push(up);
@@ -95,7 +107,10 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
         Summary::of(&by_calls).expect("runs > 0"),
     );
     let warm_secret_calls: usize = secret_calls_per_invocation.iter().sum();
-    let calls_text: Vec<String> = calls.iter().map(|(n, times)| format!("{n} calls × {times}")).collect();
+    let calls_text: Vec<String> = calls
+        .iter()
+        .map(|(n, times)| format!("{n} calls × {times}"))
+        .collect();
 
     let mut body = String::new();
     let _ = writeln!(
@@ -108,12 +123,37 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
          emulator measures it − that upstream time**.\n"
     );
     let _ = writeln!(body, "| | |\n|---|---|");
-    let _ = writeln!(body, "| invocation (emulator: invoke → response) | {} |", elapsed.describe("ms", 2));
-    let _ = writeln!(body, "| upstream time (the function's own measure) | {} |", upstream.describe("ms", 2));
-    let _ = writeln!(body, "| **overhead** = invocation − upstream | {} |", overhead.describe("ms", 2));
-    let _ = writeln!(body, "| cross-check: invocation − calls × {} ms | {} |", world.latency.as_millis(), by_calls.describe("ms", 2));
-    let _ = writeln!(body, "| upstream calls per connect (stand-in's count) | {} |", calls_text.join(", "));
-    let _ = writeln!(body, "| floor: an unsupported event, refused at once | {} |", floor.describe("ms", 2));
+    let _ = writeln!(
+        body,
+        "| invocation (emulator: invoke → response) | {} |",
+        elapsed.describe("ms", 2)
+    );
+    let _ = writeln!(
+        body,
+        "| upstream time (the function's own measure) | {} |",
+        upstream.describe("ms", 2)
+    );
+    let _ = writeln!(
+        body,
+        "| **overhead** = invocation − upstream | {} |",
+        overhead.describe("ms", 2)
+    );
+    let _ = writeln!(
+        body,
+        "| cross-check: invocation − calls × {} ms | {} |",
+        world.latency.as_millis(),
+        by_calls.describe("ms", 2)
+    );
+    let _ = writeln!(
+        body,
+        "| upstream calls per connect (stand-in's count) | {} |",
+        calls_text.join(", ")
+    );
+    let _ = writeln!(
+        body,
+        "| floor: an unsupported event, refused at once | {} |",
+        floor.describe("ms", 2)
+    );
     let _ = writeln!(
         body,
         "| one stand-in call from the bench's own HTTP client (Stara `/autenticacao`, refused) | {} |",
@@ -150,7 +190,10 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
     );
     report.row(
         "Secrets Manager calls per warm invocation",
-        format!("{} in {runs} invocations (first, cold: {})", warm_secret_calls, first_calls.get_secret_value),
+        format!(
+            "{} in {runs} invocations (first, cold: {})",
+            warm_secret_calls, first_calls.get_secret_value
+        ),
         "0 while cached",
         Some(warm_secret_calls == 0),
     );
@@ -164,8 +207,12 @@ async fn standin_round_trip(bed: &Bed, runs: usize) -> Summary {
     let mut samples = Vec::new();
     for i in 0..runs + 5 {
         let started = std::time::Instant::now();
-        let response =
-            client.post(&url).json(&json!({"login": "nobody", "password": "not-a-password"})).send().await.expect("the stand-in answers");
+        let response = client
+            .post(&url)
+            .json(&json!({"login": "nobody", "password": "not-a-password"}))
+            .send()
+            .await
+            .expect("the stand-in answers");
         assert_eq!(response.status().as_u16(), 401);
         let _ = response.bytes().await;
         if i >= 5 {
@@ -181,9 +228,15 @@ async fn batch(bed: &Bed, running: &Running, growers: &[String], force: bool) ->
     let bodies: Vec<String> = growers.iter().map(|id| connect_body(id, force)).collect();
     let cpu_before = cpu_time(running.function.pid()).unwrap_or_default();
     let invocation = bed.invoke(running, sqs_event(&bodies)).await;
-    let cpu = cpu_time(running.function.pid()).unwrap_or_default().saturating_sub(cpu_before);
+    let cpu = cpu_time(running.function.pid())
+        .unwrap_or_default()
+        .saturating_sub(cpu_before);
     let failures = batch_failures(&invocation);
-    assert!(failures.is_empty(), "a batch of {} had failures: {failures:?}", growers.len());
+    assert!(
+        failures.is_empty(),
+        "a batch of {} had failures: {failures:?}",
+        growers.len()
+    );
     (ms(invocation.elapsed), ms(cpu))
 }
 
@@ -228,7 +281,10 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
     }
     let secret_calls = world.secret_calls() - secrets_before;
     let rss = running.function.peak_rss_kb().unwrap_or(0);
-    let summaries: BTreeMap<usize, Summary> = samples.iter().map(|(&n, s)| (n, Summary::of(s).expect("reps > 0"))).collect();
+    let summaries: BTreeMap<usize, Summary> = samples
+        .iter()
+        .map(|(&n, s)| (n, Summary::of(s).expect("reps > 0")))
+        .collect();
     let single = summaries.get(&1).map(|s| s.median);
 
     let mut body = String::new();
@@ -247,7 +303,9 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
     let mut demand_at_10 = None;
     for (&n, s) in &summaries {
         let ratio = single.map_or(String::new(), |one| format!("{:.2} ×", s.median / one));
-        let ideal = single.map_or(String::new(), |one| format!("{:.0} ms", n.div_ceil(BATCH_CONCURRENCY) as f64 * one));
+        let ideal = single.map_or(String::new(), |one| {
+            format!("{:.0} ms", n.div_ceil(BATCH_CONCURRENCY) as f64 * one)
+        });
         let cpu_ms = Summary::of(&cpu[&n]).map_or(0.0, |c| c.median);
         let vcpu = cpu_ms / s.median;
         if n == BATCH_CONCURRENCY {
@@ -295,7 +353,12 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
             None,
         );
     }
-    report.row("peak RSS of `connect` (batches up to 100)", mb(rss), "(informational)", None);
+    report.row(
+        "peak RSS of `connect` (batches up to 100)",
+        mb(rss),
+        "(informational)",
+        None,
+    );
     if let Some((cpu_ms, vcpu)) = demand_at_10 {
         report.row(
             "CPU of `connect` in a batch of 10",
@@ -305,6 +368,18 @@ pub async fn batches(world: &World, sizes: &[usize], report: &mut Report) -> Opt
         );
     }
 
-    let points: Vec<Point> = summaries.iter().map(|(&n, s)| Point { batch: n, median: s.median, min: s.min, max: s.max }).collect();
-    Some(chart::batch_chart(&points, BATCH_CONCURRENCY, world.latency.as_millis() as u64))
+    let points: Vec<Point> = summaries
+        .iter()
+        .map(|(&n, s)| Point {
+            batch: n,
+            median: s.median,
+            min: s.min,
+            max: s.max,
+        })
+        .collect();
+    Some(chart::batch_chart(
+        &points,
+        BATCH_CONCURRENCY,
+        world.latency.as_millis() as u64,
+    ))
 }

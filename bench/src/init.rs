@@ -39,7 +39,11 @@ pub async fn run(world: &World, runs: usize, report: &mut Report) {
     );
     for bin in ["connect", "verify"] {
         eprintln!("bench: init of {bin}, {runs} starts");
-        let extra: &[(&str, &str)] = if bin == "verify" { &[("CONNECT_QUEUE_URL", QUEUE_URL)] } else { &[] };
+        let extra: &[(&str, &str)] = if bin == "verify" {
+            &[("CONNECT_QUEUE_URL", QUEUE_URL)]
+        } else {
+            &[]
+        };
         let (mut times, mut rss, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             // `World::run` waits for the first poll; the emulator recorded when it came.
@@ -56,24 +60,37 @@ pub async fn run(world: &World, runs: usize, report: &mut Report) {
         let rss = Summary::of(&rss).expect("runs > 0");
         let cpu = Summary::of(&cpu).expect("runs > 0");
         let instructions = callgrind_init(&bed, world, bin, extra);
-        let size = std::fs::metadata(Function::binary_path(bin)).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(Function::binary_path(bin))
+            .map(|m| m.len())
+            .unwrap_or(0);
         let _ = writeln!(
             body,
             "| `{bin}` | {} | median {:.2} ms | {} | {} (max {}) | {} (x86_64) |",
             time.describe("ms", 2),
             cpu.median,
-            instructions.map_or_else(|| "(valgrind not found)".to_owned(), |n| format!("{:.1} M", n as f64 / 1e6)),
+            instructions.map_or_else(
+                || "(valgrind not found)".to_owned(),
+                |n| format!("{:.1} M", n as f64 / 1e6)
+            ),
             mb(rss.median as u64),
             mb(rss.max as u64),
             mb(size / 1024)
         );
         report.row(
             format!("init of `{bin}` (median; p95)"),
-            format!("{:.1} ms; {:.1} ms (CPU {:.1} ms)", time.median, time.p95, cpu.median),
+            format!(
+                "{:.1} ms; {:.1} ms (CPU {:.1} ms)",
+                time.median, time.p95, cpu.median
+            ),
             format!("≤ {TARGET_MS:.0} ms"),
             Some(time.median <= TARGET_MS),
         );
-        report.row(format!("peak RSS of `{bin}` after init"), mb(rss.max as u64), "(informational)", None);
+        report.row(
+            format!("peak RSS of `{bin}` after init"),
+            mb(rss.max as u64),
+            "(informational)",
+            None,
+        );
     }
     report.section("Init", body);
 }
@@ -101,5 +118,8 @@ fn callgrind_init(bed: &Bed, world: &World, bin: &str, extra: &[(&str, &str)]) -
         .ok()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     // "==123== Collected : 39356622"
-    stderr.lines().find_map(|l| l.split_once("Collected :").and_then(|(_, n)| n.trim().parse().ok()))
+    stderr.lines().find_map(|l| {
+        l.split_once("Collected :")
+            .and_then(|(_, n)| n.trim().parse().ok())
+    })
 }

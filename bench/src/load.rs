@@ -34,12 +34,22 @@ pub async fn run(world: &World, growers: usize, report: &mut Report) {
     let elapsed = started.elapsed();
     let secret_calls = world.secret_calls() - secrets_before;
 
-    let connected = ids.iter().filter(|id| bed.standin.credential(id).is_some_and(|c| c.status == "OK")).count();
+    let connected = ids
+        .iter()
+        .filter(|id| bed.standin.credential(id).is_some_and(|c| c.status == "OK"))
+        .count();
     assert_eq!(connected, growers, "every grower ends connected");
     assert_eq!(bed.standin.conflicts(), 0, "no duplicate POST");
     let faults: usize = Route::ALL.iter().map(|&r| bed.standin.faults_served(r)).sum();
-    let rss = [running.function.peak_rss_kb().unwrap_or(0), second.peak_rss_kb().unwrap_or(0)];
-    let cpu: Vec<f64> = [running.function.pid(), second.pid()].iter().filter_map(|&pid| cpu_time(pid)).map(|d| d.as_secs_f64()).collect();
+    let rss = [
+        running.function.peak_rss_kb().unwrap_or(0),
+        second.peak_rss_kb().unwrap_or(0),
+    ];
+    let cpu: Vec<f64> = [running.function.pid(), second.pid()]
+        .iter()
+        .filter_map(|&pid| cpu_time(pid))
+        .map(|d| d.as_secs_f64())
+        .collect();
     let requests: usize = bed.standin.counts().values().sum();
 
     let mut body = String::new();
@@ -58,19 +68,49 @@ pub async fn run(world: &World, growers: usize, report: &mut Report) {
         elapsed.as_secs_f64(),
         growers as f64 / elapsed.as_secs_f64()
     );
-    let _ = writeln!(body, "| injected faults | {faults} (on {} upstream requests) |", thousands(requests as u64));
-    let _ = writeln!(body, "| deliveries | {deliveries} ({redelivered} messages delivered again) |");
-    let _ = writeln!(body, "| result | {connected} connected, 0 duplicate POSTs (409) |");
-    let _ =
-        writeln!(body, "| `GetSecretValue` calls | {} (one per grower, plus the Leaf owner per process) |", secret_calls.get_secret_value);
-    let _ = writeln!(body, "| peak RSS of the two `connect` processes | {} and {} |", mb(rss[0]), mb(rss[1]));
+    let _ = writeln!(
+        body,
+        "| injected faults | {faults} (on {} upstream requests) |",
+        thousands(requests as u64)
+    );
+    let _ = writeln!(
+        body,
+        "| deliveries | {deliveries} ({redelivered} messages delivered again) |"
+    );
+    let _ = writeln!(
+        body,
+        "| result | {connected} connected, 0 duplicate POSTs (409) |"
+    );
+    let _ = writeln!(
+        body,
+        "| `GetSecretValue` calls | {} (one per grower, plus the Leaf owner per process) |",
+        secret_calls.get_secret_value
+    );
+    let _ = writeln!(
+        body,
+        "| peak RSS of the two `connect` processes | {} and {} |",
+        mb(rss[0]),
+        mb(rss[1])
+    );
     if cpu.len() == 2 {
-        let _ = writeln!(body, "| CPU time of the two processes (init included) | {:.2} s and {:.2} s |", cpu[0], cpu[1]);
+        let _ = writeln!(
+            body,
+            "| CPU time of the two processes (init included) | {:.2} s and {:.2} s |",
+            cpu[0], cpu[1]
+        );
     }
     report.section("Load: 1,000 connects with transient faults", body);
     report.row(
-        format!("load: {} connects, ~5 % transient faults", thousands(growers as u64)),
-        format!("{:.1} s, peak RSS {} / {}", elapsed.as_secs_f64(), mb(rss[0]), mb(rss[1])),
+        format!(
+            "load: {} connects, ~5 % transient faults",
+            thousands(growers as u64)
+        ),
+        format!(
+            "{:.1} s, peak RSS {} / {}",
+            elapsed.as_secs_f64(),
+            mb(rss[0]),
+            mb(rss[1])
+        ),
         "(informational: all connected, no duplicate)",
         None,
     );

@@ -24,9 +24,12 @@ impl Machine {
             .ok()
             .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).map(str::to_owned))
             .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-            .map_or_else(|| "unknown".to_owned(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
-        let kernel =
-            std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".to_owned(), |k| format!("Linux {}", k.trim()));
+            .map_or_else(
+                || "unknown".to_owned(),
+                |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0),
+            );
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "unknown".to_owned(), |k| format!("Linux {}", k.trim()));
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             cpu_model,
@@ -52,7 +55,10 @@ pub fn output(program: &str, args: &[&str]) -> String {
 
 /// The 1-minute load average: how busy the machine was besides the bench.
 pub fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0.0)
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 /// CPU time a process has used so far (all its live threads); None once it is gone.

@@ -39,14 +39,24 @@ const NOTES: &str = include_str!("../NOTES.md");
 
 fn number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name} must be a whole number, not {v:?}")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, not {v:?}")),
         Err(_) => default,
     }
 }
 
 fn list(name: &str, default: &[usize]) -> Vec<usize> {
     match std::env::var(name) {
-        Ok(v) => v.split(',').map(|n| n.trim().parse().unwrap_or_else(|_| panic!("{name}: {n:?} is not a number"))).collect(),
+        Ok(v) => v
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: {n:?} is not a number"))
+            })
+            .collect(),
         Err(_) => default.to_vec(),
     }
 }
@@ -57,11 +67,17 @@ fn epoch_env(name: &str) -> Option<u64> {
 
 #[tokio::main]
 async fn main() {
-    let only: Option<Vec<String>> =
-        std::env::var("BENCH_ONLY").ok().filter(|v| !v.trim().is_empty()).map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     if let Some(only) = &only {
         for name in only {
-            assert!(SCENARIOS.contains(&name.as_str()), "BENCH_ONLY: unknown scenario {name:?}; known: {}", SCENARIOS.join(","));
+            assert!(
+                SCENARIOS.contains(&name.as_str()),
+                "BENCH_ONLY: unknown scenario {name:?}; known: {}",
+                SCENARIOS.join(",")
+            );
         }
     }
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == name));
@@ -74,7 +90,13 @@ async fn main() {
     let full = only.is_none();
     let out_dir = std::env::var_os("BENCH_OUT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| if full { root.join("docs") } else { root.join("target/bench") });
+        .unwrap_or_else(|| {
+            if full {
+                root.join("docs")
+            } else {
+                root.join("target/bench")
+            }
+        });
 
     let mut report = Report::default();
     let release = std::env::var_os("TESTBED_BIN_DIR").is_some_and(|d| PathBuf::from(d).ends_with("release"));
@@ -86,7 +108,11 @@ async fn main() {
     }
     for bin in ["connect", "verify"] {
         let path = Function::binary_path(bin);
-        assert!(path.is_file(), "{} is missing: run `cargo build --release --bins -p connect -p verify` (make bench does)", path.display());
+        assert!(
+            path.is_file(),
+            "{} is missing: run `cargo build --release --bins -p connect -p verify` (make bench does)",
+            path.display()
+        );
     }
 
     let machine = Machine::describe();
@@ -98,7 +124,10 @@ async fn main() {
         machine.cpu_model,
         machine.kernel,
         latency.as_millis(),
-        Function::binary_path("connect").parent().map(|p| p.display().to_string()).unwrap_or_default()
+        Function::binary_path("connect")
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     );
     let world = World::start(latency).await;
 
@@ -123,7 +152,9 @@ async fn main() {
     }
 
     let measured = measuring.elapsed();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let duration = match (epoch_env("BENCH_STARTED"), epoch_env("BENCH_BUILT")) {
         (Some(started), Some(built)) => format!(
             "{} in all: building {} s (sam build if the artifacts were stale, then cargo; seconds when all is current), measuring {} s",
@@ -137,7 +168,10 @@ async fn main() {
         command: if full {
             "make bench".to_owned()
         } else {
-            format!("BENCH_ONLY={} make bench", only.as_deref().unwrap_or_default().join(","))
+            format!(
+                "BENCH_ONLY={} make bench",
+                only.as_deref().unwrap_or_default().join(",")
+            )
         },
         latency_ms: latency.as_millis() as u64,
         batch_concurrency: connect::BATCH_CONCURRENCY,
@@ -158,15 +192,31 @@ async fn main() {
         std::fs::write(out_dir.join("benchmarks-batch.svg"), svg).expect("write the chart");
     }
 
-    println!("\nbench: results ({}; {} ms per upstream call)", facts.duration, facts.latency_ms);
+    println!(
+        "\nbench: results ({}; {} ms per upstream call)",
+        facts.duration, facts.latency_ms
+    );
     for row in &report.rows {
-        println!("  {:<46} {:<52} {:<26} {}", row.measure, row.figure, row.target, pass_text(row.pass).trim_matches('*'));
+        println!(
+            "  {:<46} {:<52} {:<26} {}",
+            row.measure,
+            row.figure,
+            row.target,
+            pass_text(row.pass).trim_matches('*')
+        );
     }
     let missed = report.missed();
     if missed.is_empty() {
         println!("bench: every measured target met");
     } else {
-        println!("bench: targets missed: {}", missed.iter().map(|r| r.measure.as_str()).collect::<Vec<_>>().join("; "));
+        println!(
+            "bench: targets missed: {}",
+            missed
+                .iter()
+                .map(|r| r.measure.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
     }
     println!("bench: wrote {}", doc.display());
 }

@@ -24,9 +24,26 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn row(&mut self, measure: impl Into<String>, figure: impl Into<String>, target: impl Into<String>, pass: Option<bool>) {
-        let row = Row { measure: measure.into(), figure: figure.into(), target: target.into(), pass };
-        println!("  {:<44} {:<40} target {:<22} {}", row.measure, row.figure, row.target, pass_text(row.pass));
+    pub fn row(
+        &mut self,
+        measure: impl Into<String>,
+        figure: impl Into<String>,
+        target: impl Into<String>,
+        pass: Option<bool>,
+    ) {
+        let row = Row {
+            measure: measure.into(),
+            figure: figure.into(),
+            target: target.into(),
+            pass,
+        };
+        println!(
+            "  {:<44} {:<40} target {:<22} {}",
+            row.measure,
+            row.figure,
+            row.target,
+            pass_text(row.pass)
+        );
         self.rows.push(row);
     }
 
@@ -70,7 +87,14 @@ impl Report {
         let _ = writeln!(md, "| measure | figure | target | pass |");
         let _ = writeln!(md, "|---|---|---|---|");
         for row in &self.rows {
-            let _ = writeln!(md, "| {} | {} | {} | {} |", row.measure, row.figure, row.target, pass_text(row.pass));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                row.measure,
+                row.figure,
+                row.target,
+                pass_text(row.pass)
+            );
         }
         let _ = writeln!(md, "\n![latency against batch size](benchmarks-batch.svg)\n");
 

@@ -29,7 +29,10 @@ pub fn run(root: &Path, report: &mut Report) {
          `aarch64-unknown-linux-gnu`, the release profile) leaves in `.aws-sam/build/`. Zipped with deflate at \
          level 9, as the deployment package.\n"
     );
-    let _ = writeln!(body, "| function | bootstrap | zipped | built |\n|---|---|---|---|");
+    let _ = writeln!(
+        body,
+        "| function | bootstrap | zipped | built |\n|---|---|---|---|"
+    );
     for (function, bin) in [("ConnectFunction", "connect"), ("VerifyFunction", "verify")] {
         let path = root.join(".aws-sam/build").join(function).join("bootstrap");
         let Ok(meta) = std::fs::metadata(&path) else {
@@ -38,7 +41,12 @@ pub fn run(root: &Path, report: &mut Report) {
                 "{} is missing: run `make sam-build` (or `BENCH_SAM_BUILD=1 make bench`) to measure the artifact sizes",
                 path.display()
             ));
-            report.row(format!("zipped arm64 bootstrap of `{bin}`"), "not measured", "≤ 3 MB", None);
+            report.row(
+                format!("zipped arm64 bootstrap of `{bin}`"),
+                "not measured",
+                "≤ 3 MB",
+                None,
+            );
             continue;
         };
         if !is_aarch64_elf(&path) {
@@ -62,13 +70,23 @@ pub fn run(root: &Path, report: &mut Report) {
             "| {function} | {} B ({:.2} MiB) | {} | {when} |",
             thousands(unzipped),
             unzipped as f64 / 1048576.0,
-            zipped.map_or_else(|| "? (python3 missing)".to_owned(), |z| format!("{} B ({:.2} MiB)", thousands(z), z as f64 / 1048576.0))
+            zipped.map_or_else(
+                || "? (python3 missing)".to_owned(),
+                |z| format!("{} B ({:.2} MiB)", thousands(z), z as f64 / 1048576.0)
+            )
         );
         report.row(
             format!("zipped arm64 bootstrap of `{bin}`"),
             zipped.map_or_else(
                 || "?".to_owned(),
-                |z| format!("{:.2} MiB ({} B; {:.2} MiB unzipped)", z as f64 / 1048576.0, thousands(z), unzipped as f64 / 1048576.0),
+                |z| {
+                    format!(
+                        "{:.2} MiB ({} B; {:.2} MiB unzipped)",
+                        z as f64 / 1048576.0,
+                        thousands(z),
+                        unzipped as f64 / 1048576.0
+                    )
+                },
             ),
             "≤ 3 MB",
             zipped.map(|z| z <= TARGET_ZIPPED_BYTES),
@@ -79,14 +97,24 @@ pub fn run(root: &Path, report: &mut Report) {
 }
 
 fn zipped_size(path: &Path) -> Option<u64> {
-    let output = Command::new("python3").arg("-c").arg(ZIP).arg(path).output().ok()?;
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(ZIP)
+        .arg(path)
+        .output()
+        .ok()?;
     String::from_utf8(output.stdout).ok()?.trim().parse().ok()
 }
 
 /// ELF, 64-bit, e_machine 183 (AArch64).
 fn is_aarch64_elf(path: &Path) -> bool {
-    let Ok(data) = std::fs::read(path) else { return false };
-    data.len() > 20 && data[..4] == *b"\x7fELF" && data[4] == 2 && u16::from_le_bytes([data[18], data[19]]) == 183
+    let Ok(data) = std::fs::read(path) else {
+        return false;
+    };
+    data.len() > 20
+        && data[..4] == *b"\x7fELF"
+        && data[4] == 2
+        && u16::from_le_bytes([data[18], data[19]]) == 183
 }
 
 /// The most recently modified file the bootstraps are built from.
@@ -97,7 +125,10 @@ fn newest_source(root: &Path) -> Option<(SystemTime, PathBuf)> {
     }
     files
         .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "rs" || e == "toml" || e == "lock"))
+        .filter(|f| {
+            f.extension()
+                .is_some_and(|e| e == "rs" || e == "toml" || e == "lock")
+        })
         // Test-only code (`#[cfg(test)] mod proptests`) is not in the bootstrap.
         .filter(|f| !f.ends_with("shared/src/proptests.rs"))
         .filter_map(|f| Some((std::fs::metadata(&f).ok()?.modified().ok()?, f)))
@@ -105,7 +136,9 @@ fn newest_source(root: &Path) -> Option<(SystemTime, PathBuf)> {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

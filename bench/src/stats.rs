@@ -20,8 +20,18 @@ impl Summary {
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
-        let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
-        Some(Summary { n, min: sorted[0], median, p95: nearest_rank(&sorted, 0.95), max: sorted[n - 1] })
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Some(Summary {
+            n,
+            min: sorted[0],
+            median,
+            p95: nearest_rank(&sorted, 0.95),
+            max: sorted[n - 1],
+        })
     }
 
     /// "median 1.23 ms, p95 2.34 ms (n = 50)" with `digits` decimals.
@@ -61,7 +71,10 @@ mod tests {
     #[test]
     fn describes_with_units() {
         let s = Summary::of(&[1.0, 2.0]).unwrap();
-        assert_eq!(s.describe("ms", 1), "median 1.5 ms, p95 2.0 ms (min 1.0, max 2.0, n = 2)");
+        assert_eq!(
+            s.describe("ms", 1),
+            "median 1.5 ms, p95 2.0 ms (min 1.0, max 2.0, n = 2)"
+        );
         assert_eq!(ms(Duration::from_micros(1500)), 1.5);
     }
 }

@@ -62,12 +62,14 @@ pub async fn run(world: &World, fleets: &[usize], report: &mut Report) {
             "| {} | {:.1} s | {} | {:.1} s | {:.0} | {} ({}) | {} | {} | {} | {} |",
             thousands(r.growers as u64),
             r.seconds,
-            r.list_ms.map_or("?".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+            r.list_ms
+                .map_or("?".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
             r.moto_list_seconds,
             r.growers as f64 / r.seconds,
             mb(r.peak_rss_kb),
             mb(r.idle_rss_kb),
-            r.cpu_seconds.map_or("?".into(), |s| format!("{s:.2} s ({:.3})", s / r.seconds)),
+            r.cpu_seconds
+                .map_or("?".into(), |s| format!("{s:.2} s ({:.3})", s / r.seconds)),
             r.list_calls,
             r.get_calls,
             thousands(r.leaf_requests as u64),
@@ -97,14 +99,27 @@ pub async fn run(world: &World, fleets: &[usize], report: &mut Report) {
         let peak_mb = r.peak_rss_kb as f64 / 1024.0;
         report.row(
             format!("verify of {} growers: time", thousands(r.growers as u64)),
-            format!("{:.1} s (listing {})", r.seconds, r.list_ms.map_or("?".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))),
-            if at_target { format!("≤ {TARGET_SECONDS:.0} s") } else { "(informational)".into() },
+            format!(
+                "{:.1} s (listing {})",
+                r.seconds,
+                r.list_ms
+                    .map_or("?".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+            ),
+            if at_target {
+                format!("≤ {TARGET_SECONDS:.0} s")
+            } else {
+                "(informational)".into()
+            },
             at_target.then_some(r.seconds <= TARGET_SECONDS),
         );
         report.row(
             format!("verify of {} growers: peak RSS", thousands(r.growers as u64)),
             mb(r.peak_rss_kb),
-            if at_target { format!("≤ {TARGET_RSS_MB:.0} MB") } else { "(informational)".into() },
+            if at_target {
+                format!("≤ {TARGET_RSS_MB:.0} MB")
+            } else {
+                "(informational)".into()
+            },
             at_target.then_some(peak_mb <= TARGET_RSS_MB),
         );
         if let Some(cpu) = r.cpu_seconds.filter(|_| at_target) {
@@ -116,7 +131,10 @@ pub async fn run(world: &World, fleets: &[usize], report: &mut Report) {
             );
         }
         report.row(
-            format!("verify of {} growers: Secrets Manager calls", thousands(r.growers as u64)),
+            format!(
+                "verify of {} growers: Secrets Manager calls",
+                thousands(r.growers as u64)
+            ),
             format!("{} ListSecrets, {} GetSecretValue", r.list_calls, r.get_calls),
             "(informational)",
             None,
@@ -127,37 +145,66 @@ pub async fn run(world: &World, fleets: &[usize], report: &mut Report) {
 async fn one(world: &World, growers: usize) -> Run {
     eprintln!("bench: verify over {growers} growers: seeding moto");
     let bed = world.bed().await;
-    let queue = moto::create_fifo_queue(&format!("stara-connect-bench-{}.fifo", uuid::Uuid::new_v4().simple())).await;
+    let queue = moto::create_fifo_queue(&format!(
+        "stara-connect-bench-{}.fifo",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .await;
     let seeding = Instant::now();
     seed_growers(&bed, growers, Seed::Healthy).await;
     let seeded_in = seeding.elapsed();
-    let running = world.run(&bed, "verify", &[("CONNECT_QUEUE_URL", queue.as_str())]).await;
+    let running = world
+        .run(&bed, "verify", &[("CONNECT_QUEUE_URL", queue.as_str())])
+        .await;
     running.runtime.set_function_timeout(Duration::from_secs(900));
     running.runtime.set_invoke_timeout(Duration::from_secs(900));
     let idle_rss_kb = running.function.rss_kb().unwrap_or(0);
     let calls_before = world.secret_calls();
-    let leaf_before: usize =
-        [Route::LeafAuth, Route::LeafGetCredentials, Route::LeafEvents, Route::LeafUser].iter().map(|&r| bed.standin.count(r)).sum();
+    let leaf_before: usize = [
+        Route::LeafAuth,
+        Route::LeafGetCredentials,
+        Route::LeafEvents,
+        Route::LeafUser,
+    ]
+    .iter()
+    .map(|&r| bed.standin.count(r))
+    .sum();
 
     eprintln!("bench: verify over {growers} growers: running");
-    let invocation = bed.invoke(&running, load_event("verify-schedule-scheduler.json")).await;
+    let invocation = bed
+        .invoke(&running, load_event("verify-schedule-scheduler.json"))
+        .await;
     let seconds = ms(invocation.elapsed) / 1000.0;
     let peak_rss_kb = running.function.peak_rss_kb().unwrap_or(0);
     let cpu_seconds = cpu_time(running.function.pid()).map(|d| d.as_secs_f64());
     let calls = world.secret_calls() - calls_before;
-    let leaf_requests = [Route::LeafAuth, Route::LeafGetCredentials, Route::LeafEvents, Route::LeafUser]
-        .iter()
-        .map(|&r| bed.standin.count(r))
-        .sum::<usize>()
+    let leaf_requests = [
+        Route::LeafAuth,
+        Route::LeafGetCredentials,
+        Route::LeafEvents,
+        Route::LeafUser,
+    ]
+    .iter()
+    .map(|&r| bed.standin.count(r))
+    .sum::<usize>()
         - leaf_before;
     let summary = invocation.expect_ok();
     let n = growers as u64;
     assert_eq!(
-        (summary["checked"].as_u64(), summary["healthy"].as_u64(), summary["errors"].as_u64()),
+        (
+            summary["checked"].as_u64(),
+            summary["healthy"].as_u64(),
+            summary["errors"].as_u64()
+        ),
         (Some(n), Some(n), Some(0)),
         "every grower checked and healthy: {summary}"
     );
-    let list_ms = running.function.log_json().iter().find(|l| l["message"] == "growers listed").and_then(|l| l["listMs"].as_u64());
+    let list_ms = running
+        .function
+        .log_json()
+        .iter()
+        .find(|l| l["message"] == "growers listed")
+        .and_then(|l| l["listMs"].as_u64());
     let moto_list_seconds = list_alone(&bed.grower_prefix).await;
     eprintln!(
         "bench: verify over {growers} growers: {seconds:.1} s, peak RSS {}; moto lists them in {moto_list_seconds:.1} s",
@@ -187,8 +234,18 @@ async fn list_alone(prefix: &str) -> f64 {
     let started = Instant::now();
     let mut token = None;
     loop {
-        let filter = Filter::builder().key(FilterNameStringType::Name).values(prefix).build();
-        let page = client.list_secrets().filters(filter).max_results(100).set_next_token(token).send().await.expect("moto ListSecrets");
+        let filter = Filter::builder()
+            .key(FilterNameStringType::Name)
+            .values(prefix)
+            .build();
+        let page = client
+            .list_secrets()
+            .filters(filter)
+            .max_results(100)
+            .set_next_token(token)
+            .send()
+            .await
+            .expect("moto ListSecrets");
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
             return started.elapsed().as_secs_f64();

@@ -49,7 +49,9 @@ impl std::ops::Sub for SecretCalls {
 impl World {
     pub async fn start(latency: Duration) -> World {
         // Starting moto blocks for a while; keep that off the async workers.
-        let endpoint = tokio::task::spawn_blocking(moto::moto_endpoint).await.expect("moto starts");
+        let endpoint = tokio::task::spawn_blocking(moto::moto_endpoint)
+            .await
+            .expect("moto starts");
         let proxy = AwsProxy::start(&endpoint).await;
         World { latency, proxy }
     }
@@ -74,7 +76,10 @@ impl World {
     }
 
     pub fn secret_calls(&self) -> SecretCalls {
-        SecretCalls { get_secret_value: self.proxy.calls(GET_SECRET_VALUE), list_secrets: self.proxy.calls(LIST_SECRETS) }
+        SecretCalls {
+            get_secret_value: self.proxy.calls(GET_SECRET_VALUE),
+            list_secrets: self.proxy.calls(LIST_SECRETS),
+        }
     }
 }
 
@@ -110,10 +115,18 @@ pub async fn seed_growers(bed: &Bed, n: usize, seed: Seed) -> Vec<String> {
                     .secret_string(value)
                     .send()
                     .await
-                    .unwrap_or_else(|e| panic!("moto create_secret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)));
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "moto create_secret: {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                        )
+                    });
                 let so_far = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if so_far % step == 0 {
-                    eprintln!("bench:     seeded {so_far} / {n} growers in moto ({:.0} s)", started.elapsed().as_secs_f64());
+                    eprintln!(
+                        "bench:     seeded {so_far} / {n} growers in moto ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    );
                 }
                 grower.leaf_user_id
             }
@@ -125,10 +138,15 @@ pub async fn seed_growers(bed: &Bed, n: usize, seed: Seed) -> Vec<String> {
 }
 
 /// Waits until `running` has logged at least `count` lines that satisfy `matches`; returns them.
-pub async fn wait_lines(running: &Running, count: usize, matches: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+pub async fn wait_lines(
+    running: &Running,
+    count: usize,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let lines: Vec<serde_json::Value> = running.function.log_json().into_iter().filter(&matches).collect();
+        let lines: Vec<serde_json::Value> =
+            running.function.log_json().into_iter().filter(&matches).collect();
         if lines.len() >= count || Instant::now() > deadline {
             return lines;
         }

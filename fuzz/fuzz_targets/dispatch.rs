@@ -20,7 +20,9 @@ fn parse(body: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     parse(data);
-    let Ok(event) = serde_json::from_slice::<Value>(data) else { return };
+    let Ok(event) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
     match trigger::classify(event) {
         trigger::Trigger::Api(request) => {
             let _ = api::route(&request);

@@ -25,8 +25,18 @@ pub enum Route {
 pub fn route(request: &ApiGatewayV2httpRequest) -> Route {
     let method = request.request_context.http.method.as_str().to_ascii_uppercase();
     let path = request.raw_path.as_deref().unwrap_or("/");
-    let route_key = request.route_key.as_deref().or(request.request_context.route_key.as_deref()).unwrap_or("$default");
-    let from_path_parameter = || request.path_parameters.get("leafUserId").cloned().unwrap_or_default();
+    let route_key = request
+        .route_key
+        .as_deref()
+        .or(request.request_context.route_key.as_deref())
+        .unwrap_or("$default");
+    let from_path_parameter = || {
+        request
+            .path_parameters
+            .get("leafUserId")
+            .cloned()
+            .unwrap_or_default()
+    };
     match route_key {
         "POST /connections" => return Route::Connect,
         "DELETE /connections/{leafUserId}" => return Route::Disconnect(from_path_parameter()),
@@ -44,10 +54,15 @@ pub fn route(request: &ApiGatewayV2httpRequest) -> Route {
 
 /// The request body as bytes, decoded from base64 when API Gateway encoded it.
 pub fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, BadRequest> {
-    let Some(body) = request.body.as_deref() else { return Ok(Vec::new()) };
+    let Some(body) = request.body.as_deref() else {
+        return Ok(Vec::new());
+    };
     // Base64 is 4/3 of the raw size: refuse early without decoding something huge.
     if body.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
-        return Err(BadRequest(format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024)));
+        return Err(BadRequest(format!(
+            "the body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        )));
     }
     if request.is_base64_encoded {
         base64::engine::general_purpose::STANDARD
@@ -75,7 +90,10 @@ pub fn empty_response(status: u16) -> Value {
 
 /// `{"leafUserId", "outcome": "failed", "error": {"code", "message"}}` with the error's status.
 pub fn error_response(leaf_user_id: Option<&str>, error: &ConnectorError) -> Value {
-    json_response(error.http_status(), &error_body(leaf_user_id, error.code(), &error.to_string()))
+    json_response(
+        error.http_status(),
+        &error_body(leaf_user_id, error.code(), &error.to_string()),
+    )
 }
 
 pub fn error_body(leaf_user_id: Option<&str>, code: &str, message: &str) -> Value {
@@ -102,12 +120,30 @@ mod tests {
 
     #[test]
     fn routes_by_route_key_or_by_path() {
-        assert_eq!(route(&request("POST /connections", "POST", "/connections")), Route::Connect);
-        assert_eq!(route(&request("$default", "POST", "/connections/")), Route::Connect);
-        assert_eq!(route(&request("$default", "DELETE", "/connections/abc")), Route::Disconnect("abc".into()));
-        assert_eq!(route(&request("$default", "GET", "/connections/abc")), Route::Status("abc".into()));
-        assert!(matches!(route(&request("$default", "GET", "/connections")), Route::Unknown(_)));
-        assert!(matches!(route(&request("$default", "PUT", "/other")), Route::Unknown(_)));
+        assert_eq!(
+            route(&request("POST /connections", "POST", "/connections")),
+            Route::Connect
+        );
+        assert_eq!(
+            route(&request("$default", "POST", "/connections/")),
+            Route::Connect
+        );
+        assert_eq!(
+            route(&request("$default", "DELETE", "/connections/abc")),
+            Route::Disconnect("abc".into())
+        );
+        assert_eq!(
+            route(&request("$default", "GET", "/connections/abc")),
+            Route::Status("abc".into())
+        );
+        assert!(matches!(
+            route(&request("$default", "GET", "/connections")),
+            Route::Unknown(_)
+        ));
+        assert!(matches!(
+            route(&request("$default", "PUT", "/other")),
+            Route::Unknown(_)
+        ));
     }
 
     #[test]

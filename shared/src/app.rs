@@ -44,12 +44,24 @@ impl Clients {
             )
             .load()
             .await;
-        let source = Arc::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&aws)));
+        let source = Arc::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(
+            &aws,
+        )));
         let secrets = Arc::new(Secrets::new(source, &config));
         let http = HttpClient::new(config.http.clone());
         let stara = Arc::new(StaraClient::new(http.clone(), config.stara_base_url.clone()));
-        let leaf = Arc::new(LeafClient::new(http, config.leaf_base_url.clone(), secrets.clone()));
-        Self { config, aws, secrets, stara, leaf }
+        let leaf = Arc::new(LeafClient::new(
+            http,
+            config.leaf_base_url.clone(),
+            secrets.clone(),
+        ));
+        Self {
+            config,
+            aws,
+            secrets,
+            stara,
+            leaf,
+        }
     }
 
     pub fn connect_app(&self) -> ConnectApp {
@@ -61,14 +73,20 @@ impl Clients {
     }
 
     pub fn verify_app(&self, verify: &VerifyConfig) -> VerifyApp {
-        let directory =
-            SecretsManagerDirectory::new(aws_sdk_secretsmanager::Client::new(&self.aws), self.config.stara_secret_prefix.clone());
-        let repairs = verify
-            .repair_queue_url()
-            .map(|url| Arc::new(SqsRepairQueue::new(aws_sdk_sqs::Client::new(&self.aws), url)) as Arc<dyn RepairQueue>);
+        let directory = SecretsManagerDirectory::new(
+            aws_sdk_secretsmanager::Client::new(&self.aws),
+            self.config.stara_secret_prefix.clone(),
+        );
+        let repairs = verify.repair_queue_url().map(|url| {
+            Arc::new(SqsRepairQueue::new(aws_sdk_sqs::Client::new(&self.aws), url)) as Arc<dyn RepairQueue>
+        });
         match (&verify.connect_queue_url, verify.auto_repair) {
-            (None, _) => tracing::warn!("CONNECT_QUEUE_URL is not set: verify reports broken connections but does not repair them"),
-            (Some(_), false) => tracing::info!("AUTO_REPAIR is off: verify reports broken connections but does not repair them"),
+            (None, _) => tracing::warn!(
+                "CONNECT_QUEUE_URL is not set: verify reports broken connections but does not repair them"
+            ),
+            (Some(_), false) => tracing::info!(
+                "AUTO_REPAIR is off: verify reports broken connections but does not repair them"
+            ),
             (Some(_), true) => {}
         }
         VerifyApp {

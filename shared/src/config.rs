@@ -69,7 +69,11 @@ impl Config {
 
     /// Reads configuration through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let defaults = HttpSettings::default();
         let http = HttpSettings {
             request_timeout: millis(&get, "HTTP_TIMEOUT_MS", defaults.request_timeout)?,
@@ -80,7 +84,10 @@ impl Config {
             retry_after_cap: millis(&get, "RETRY_AFTER_CAP_MS", defaults.retry_after_cap)?,
         };
         if http.request_timeout > http.budget {
-            return Err(ConfigError { variable: "HTTP_TIMEOUT_MS", problem: "must not exceed UPSTREAM_BUDGET_MS".into() });
+            return Err(ConfigError {
+                variable: "HTTP_TIMEOUT_MS",
+                problem: "must not exceed UPSTREAM_BUDGET_MS".into(),
+            });
         }
         Ok(Self {
             stara_base_url: base_url(&get, "STARA_BASE_URL", DEFAULT_STARA_BASE_URL)?,
@@ -120,7 +127,11 @@ impl VerifyConfig {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let connect_queue_url = match get("CONNECT_QUEUE_URL") {
             Some(url) => Some(queue_url(url)?),
             None => None,
@@ -140,48 +151,94 @@ impl VerifyConfig {
 
 fn queue_url(value: String) -> Result<String, ConfigError> {
     let variable = "CONNECT_QUEUE_URL";
-    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError { variable, problem: format!("not a URL ({e})") })?;
+    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError {
+        variable,
+        problem: format!("not a URL ({e})"),
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError { variable, problem: "must be the queue's http(s) URL, not its name or ARN".into() });
+        return Err(ConfigError {
+            variable,
+            problem: "must be the queue's http(s) URL, not its name or ARN".into(),
+        });
     }
     // Deduplication ids and message groups exist only on FIFO queues.
     if !url.path().ends_with(".fifo") {
-        return Err(ConfigError { variable, problem: "must be a FIFO queue (its name ends in .fifo)".into() });
+        return Err(ConfigError {
+            variable,
+            problem: "must be a FIFO queue (its name ends in .fifo)".into(),
+        });
     }
     Ok(value)
 }
 
-fn switch(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
-    let Some(raw) = get(variable) else { return Ok(default) };
+fn switch(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    let Some(raw) = get(variable) else {
+        return Ok(default);
+    };
     match raw.to_ascii_lowercase().as_str() {
         "true" | "1" | "on" => Ok(true),
         "false" | "0" | "off" => Ok(false),
-        _ => Err(ConfigError { variable, problem: "must be true, false, 1, 0, on or off".into() }),
+        _ => Err(ConfigError {
+            variable,
+            problem: "must be true, false, 1, 0, on or off".into(),
+        }),
     }
 }
 
-fn base_url(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: &str) -> Result<String, ConfigError> {
+fn base_url(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
     let value = get(variable).unwrap_or_else(|| default.to_owned());
-    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError { variable, problem: format!("not a URL ({e})") })?;
+    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError {
+        variable,
+        problem: format!("not a URL ({e})"),
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError { variable, problem: "must be an http(s) URL with a host".into() });
+        return Err(ConfigError {
+            variable,
+            problem: "must be an http(s) URL with a host".into(),
+        });
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError { variable, problem: "must not have a query or fragment".into() });
+        return Err(ConfigError {
+            variable,
+            problem: "must not have a query or fragment".into(),
+        });
     }
     Ok(value.trim_end_matches('/').to_owned())
 }
 
-fn millis(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     let default_ms = u32::try_from(default.as_millis()).unwrap_or(u32::MAX);
     number(get, variable, default_ms, 1, 900_000).map(|ms| Duration::from_millis(u64::from(ms)))
 }
 
-fn number(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
-    let Some(raw) = get(variable) else { return Ok(default) };
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = get(variable) else {
+        return Ok(default);
+    };
     match raw.parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ConfigError { variable, problem: format!("must be a whole number from {min} to {max}") }),
+        _ => Err(ConfigError {
+            variable,
+            problem: format!("must be a whole number from {min} to {max}"),
+        }),
     }
 }
 
@@ -232,7 +289,12 @@ mod tests {
 
     #[test]
     fn timeout_must_fit_in_the_budget() {
-        let err = config(&[("LEAF_SECRET_ID", "s"), ("HTTP_TIMEOUT_MS", "5000"), ("UPSTREAM_BUDGET_MS", "1000")]).unwrap_err();
+        let err = config(&[
+            ("LEAF_SECRET_ID", "s"),
+            ("HTTP_TIMEOUT_MS", "5000"),
+            ("UPSTREAM_BUDGET_MS", "1000"),
+        ])
+        .unwrap_err();
         assert_eq!(err.variable, "HTTP_TIMEOUT_MS");
     }
 
@@ -250,7 +312,14 @@ mod tests {
     #[test]
     fn verify_defaults_repair_nowhere_until_a_queue_is_given() {
         let c = verify_config(&[]).unwrap();
-        assert_eq!(c, VerifyConfig { concurrency: 16, connect_queue_url: None, auto_repair: true });
+        assert_eq!(
+            c,
+            VerifyConfig {
+                concurrency: 16,
+                connect_queue_url: None,
+                auto_repair: true
+            }
+        );
         assert_eq!(c.repair_queue_url(), None);
         let url = "https://sqs.us-east-1.amazonaws.com/123456789012/stara-connect-requests.fifo";
         let c = verify_config(&[("CONNECT_QUEUE_URL", url), ("VERIFY_CONCURRENCY", "256")]).unwrap();
@@ -273,7 +342,10 @@ mod tests {
             ("AUTO_REPAIR", "yes please"),
             ("CONNECT_QUEUE_URL", "stara-connect-requests.fifo"),
             ("CONNECT_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:q.fifo"),
-            ("CONNECT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/standard-queue"),
+            (
+                "CONNECT_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/standard-queue",
+            ),
         ];
         for (variable, value) in cases {
             let err = verify_config(&[(variable, value)]).unwrap_err();

@@ -73,12 +73,20 @@ impl Connector {
         Self { logins, stara, leaf }
     }
 
-    pub async fn connect(&self, request: &ConnectRequest, deadline: &Deadline) -> Result<ConnectReport, ConnectorError> {
+    pub async fn connect(
+        &self,
+        request: &ConnectRequest,
+        deadline: &Deadline,
+    ) -> Result<ConnectReport, ConnectorError> {
         let user = &request.leaf_user_id;
         let held = self.leaf.get_credentials(user, deadline).await?;
         if let Some(held) = &held {
             if health::is_working(&held.status) && !request.force {
-                return Ok(ConnectReport { outcome: Outcome::AlreadyConnected, credentials: held.clone(), replaced_status: None });
+                return Ok(ConnectReport {
+                    outcome: Outcome::AlreadyConnected,
+                    credentials: held.clone(),
+                    replaced_status: None,
+                });
             }
         } else if !self.leaf.user_exists(user, deadline).await? {
             return Err(ConnectorError::LeafUserNotFound);
@@ -101,20 +109,35 @@ impl Connector {
             Created::AlreadyPresent(c) if health::is_working(&c.status) => (Outcome::AlreadyConnected, c),
             // Someone else attached credentials that do not work: a later try replaces them.
             Created::AlreadyPresent(c) => {
-                let detail = format!("a concurrent writer attached credentials with status {}", c.status);
-                return Err(
-                    UpstreamError::new(Service::Leaf, "POST /users/{id}/stara-credentials", UpstreamKind::BadGateway, detail).into()
+                let detail = format!(
+                    "a concurrent writer attached credentials with status {}",
+                    c.status
                 );
+                return Err(UpstreamError::new(
+                    Service::Leaf,
+                    "POST /users/{id}/stara-credentials",
+                    UpstreamKind::BadGateway,
+                    detail,
+                )
+                .into());
             }
         };
-        Ok(ConnectReport { outcome, credentials, replaced_status })
+        Ok(ConnectReport {
+            outcome,
+            credentials,
+            replaced_status,
+        })
     }
 
     pub async fn disconnect(&self, user: &Uuid, deadline: &Deadline) -> Result<Disconnected, ConnectorError> {
         if self.leaf.delete_credentials(user, deadline).await? {
             return Ok(Disconnected::Removed);
         }
-        if self.leaf.user_exists(user, deadline).await? { Ok(Disconnected::NothingToRemove) } else { Err(ConnectorError::LeafUserNotFound) }
+        if self.leaf.user_exists(user, deadline).await? {
+            Ok(Disconnected::NothingToRemove)
+        } else {
+            Err(ConnectorError::LeafUserNotFound)
+        }
     }
 }
 
@@ -144,8 +167,13 @@ pub(crate) mod fakes {
         async fn grower_login(&self, user: &Uuid) -> Result<StaraLogin, ConnectorError> {
             let password = self.logins.lock().unwrap().get(user).cloned();
             password
-                .map(|p| StaraLogin { login: format!("grower-{user}"), password: SecretString::from(p) })
-                .ok_or_else(|| ConnectorError::GrowerLoginNotFound { secret_id: format!("prefix/{user}") })
+                .map(|p| StaraLogin {
+                    login: format!("grower-{user}"),
+                    password: SecretString::from(p),
+                })
+                .ok_or_else(|| ConnectorError::GrowerLoginNotFound {
+                    secret_id: format!("prefix/{user}"),
+                })
         }
     }
 
@@ -157,13 +185,22 @@ pub(crate) mod fakes {
 
     #[async_trait]
     impl StaraApi for FakeStara {
-        async fn issue_tokens(&self, login: &StaraLogin, _: &Deadline) -> Result<StaraTokens, ConnectorError> {
+        async fn issue_tokens(
+            &self,
+            login: &StaraLogin,
+            _: &Deadline,
+        ) -> Result<StaraTokens, ConnectorError> {
             *self.calls.lock().unwrap() += 1;
             if let Some(e) = self.fail.lock().unwrap().clone() {
                 return Err(e);
             }
             let t = |kind: &str| SecretString::from(format!("{kind}-{}", login.login));
-            Ok(StaraTokens { api_key: t("key"), access_token: t("at"), access_token_client: t("atc"), refresh_token: t("rt") })
+            Ok(StaraTokens {
+                api_key: t("key"),
+                access_token: t("at"),
+                access_token_client: t("atc"),
+                refresh_token: t("rt"),
+            })
         }
     }
 
@@ -182,30 +219,53 @@ pub(crate) mod fakes {
 
     impl FakeLeaf {
         pub fn hold(&self, user: Uuid, status: &str) {
-            self.held
-                .lock()
-                .unwrap()
-                .insert(user, LeafCredentials { id: format!("old-{user}"), status: status.into(), created_time: None });
+            self.held.lock().unwrap().insert(
+                user,
+                LeafCredentials {
+                    id: format!("old-{user}"),
+                    status: status.into(),
+                    created_time: None,
+                },
+            );
         }
     }
 
     #[async_trait]
     impl LeafApi for FakeLeaf {
-        async fn get_credentials(&self, user: &Uuid, _: &Deadline) -> Result<Option<LeafCredentials>, ConnectorError> {
+        async fn get_credentials(
+            &self,
+            user: &Uuid,
+            _: &Deadline,
+        ) -> Result<Option<LeafCredentials>, ConnectorError> {
             self.gets.lock().unwrap().push(*user);
             if *self.fail_get.lock().unwrap() {
-                return Err(UpstreamError::new(Service::Leaf, "GET", UpstreamKind::Unavailable, "HTTP 503").into());
+                return Err(
+                    UpstreamError::new(Service::Leaf, "GET", UpstreamKind::Unavailable, "HTTP 503").into(),
+                );
             }
             Ok(self.held.lock().unwrap().get(user).cloned())
         }
         async fn user_exists(&self, user: &Uuid, _: &Deadline) -> Result<bool, ConnectorError> {
             Ok(self.users.lock().unwrap().contains(user))
         }
-        async fn create_credentials(&self, user: &Uuid, _: &StaraTokens, _: &Deadline) -> Result<Created, ConnectorError> {
+        async fn create_credentials(
+            &self,
+            user: &Uuid,
+            _: &StaraTokens,
+            _: &Deadline,
+        ) -> Result<Created, ConnectorError> {
             *self.posts.lock().unwrap() += 1;
-            let fresh = LeafCredentials { id: format!("new-{user}"), status: "OK".into(), created_time: None };
+            let fresh = LeafCredentials {
+                id: format!("new-{user}"),
+                status: "OK".into(),
+                created_time: None,
+            };
             if let Some(status) = self.race_on_post.lock().unwrap().take() {
-                let theirs = LeafCredentials { id: format!("theirs-{user}"), status: status.into(), created_time: None };
+                let theirs = LeafCredentials {
+                    id: format!("theirs-{user}"),
+                    status: status.into(),
+                    created_time: None,
+                };
                 self.held.lock().unwrap().insert(*user, theirs.clone());
                 return Ok(Created::AlreadyPresent(theirs));
             }
@@ -216,7 +276,11 @@ pub(crate) mod fakes {
             *self.deletes.lock().unwrap() += 1;
             Ok(self.held.lock().unwrap().remove(user).is_some())
         }
-        async fn events(&self, _: &Uuid, _: &Deadline) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
+        async fn events(
+            &self,
+            _: &Uuid,
+            _: &Deadline,
+        ) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
             Ok(Some(vec![]))
         }
     }
@@ -239,12 +303,22 @@ mod tests {
 
     /// A Leaf user with a stored Stara login and no credentials yet.
     fn world() -> World {
-        let (logins, stara, leaf) = (Arc::new(FakeLogins::default()), Arc::new(FakeStara::default()), Arc::new(FakeLeaf::default()));
+        let (logins, stara, leaf) = (
+            Arc::new(FakeLogins::default()),
+            Arc::new(FakeStara::default()),
+            Arc::new(FakeLeaf::default()),
+        );
         let user = Uuid::new_v4();
         logins.logins.lock().unwrap().insert(user, "pw".into());
         leaf.users.lock().unwrap().insert(user);
         let connector = Connector::new(logins.clone(), stara.clone(), leaf.clone());
-        World { logins, stara, leaf, connector, user }
+        World {
+            logins,
+            stara,
+            leaf,
+            connector,
+            user,
+        }
     }
 
     fn deadline() -> Deadline {
@@ -252,11 +326,23 @@ mod tests {
     }
 
     async fn connect(w: &World, force: bool) -> Result<ConnectReport, ConnectorError> {
-        w.connector.connect(&ConnectRequest { leaf_user_id: w.user, force }, &deadline()).await
+        w.connector
+            .connect(
+                &ConnectRequest {
+                    leaf_user_id: w.user,
+                    force,
+                },
+                &deadline(),
+            )
+            .await
     }
 
     fn calls(w: &World) -> (usize, usize, usize) {
-        (*w.stara.calls.lock().unwrap(), *w.leaf.deletes.lock().unwrap(), *w.leaf.posts.lock().unwrap())
+        (
+            *w.stara.calls.lock().unwrap(),
+            *w.leaf.deletes.lock().unwrap(),
+            *w.leaf.posts.lock().unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -301,7 +387,10 @@ mod tests {
     async fn an_unknown_leaf_user_is_reported_before_touching_stara() {
         let w = world();
         w.leaf.users.lock().unwrap().clear();
-        assert_eq!(connect(&w, false).await.unwrap_err(), ConnectorError::LeafUserNotFound);
+        assert_eq!(
+            connect(&w, false).await.unwrap_err(),
+            ConnectorError::LeafUserNotFound
+        );
         assert_eq!(calls(&w), (0, 0, 0));
     }
 
@@ -330,7 +419,10 @@ mod tests {
     async fn losing_a_race_to_another_writer_is_already_connected() {
         let w = world();
         *w.leaf.race_on_post.lock().unwrap() = Some("OK");
-        assert_eq!(connect(&w, false).await.unwrap().outcome, Outcome::AlreadyConnected);
+        assert_eq!(
+            connect(&w, false).await.unwrap().outcome,
+            Outcome::AlreadyConnected
+        );
     }
 
     #[tokio::test]
@@ -355,9 +447,18 @@ mod tests {
     async fn disconnect_tells_removed_from_nothing_and_unknown() {
         let w = world();
         w.leaf.hold(w.user, "OK");
-        assert_eq!(w.connector.disconnect(&w.user, &deadline()).await.unwrap(), Disconnected::Removed);
-        assert_eq!(w.connector.disconnect(&w.user, &deadline()).await.unwrap(), Disconnected::NothingToRemove);
+        assert_eq!(
+            w.connector.disconnect(&w.user, &deadline()).await.unwrap(),
+            Disconnected::Removed
+        );
+        assert_eq!(
+            w.connector.disconnect(&w.user, &deadline()).await.unwrap(),
+            Disconnected::NothingToRemove
+        );
         let stranger = Uuid::new_v4();
-        assert_eq!(w.connector.disconnect(&stranger, &deadline()).await.unwrap_err(), ConnectorError::LeafUserNotFound);
+        assert_eq!(
+            w.connector.disconnect(&stranger, &deadline()).await.unwrap_err(),
+            ConnectorError::LeafUserNotFound
+        );
     }
 }

@@ -35,16 +35,17 @@ pub async fn handle(app: &ConnectApp, event: LambdaEvent<Value>) -> Result<Value
     let deadline = invocation_deadline(&context, app.budget);
     match trigger::classify(payload) {
         Trigger::Api(request) => Ok(handle_api(app, &request, deadline).await),
-        Trigger::Sqs(batch) => {
-            Ok(serde_json::to_value(handle_sqs(app, batch, deadline).await).expect("a batch response always serialises"))
-        }
+        Trigger::Sqs(batch) => Ok(serde_json::to_value(handle_sqs(app, batch, deadline).await)
+            .expect("a batch response always serialises")),
         // Schedules drive verify; connect never runs on one.
         other @ (Trigger::Schedule(_) | Trigger::Unsupported(_)) => {
             let what = other.description();
             tracing::warn!(code = "unsupported_event", event = %what, "event refused");
             Err(Diagnostic {
                 error_type: "UnsupportedEvent".into(),
-                error_message: format!("connect handles API Gateway HTTP API (2.0) and SQS events; got {what}"),
+                error_message: format!(
+                    "connect handles API Gateway HTTP API (2.0) and SQS events; got {what}"
+                ),
             })
         }
     }
@@ -61,7 +62,11 @@ async fn handle_api(app: &ConnectApp, request: &ApiGatewayV2httpRequest, deadlin
             let id = connect.leaf_user_id.to_string();
             match run_connect(app, &connect, deadline, "api").await {
                 Ok(report) => {
-                    let status = if report.outcome == Outcome::AlreadyConnected { 200 } else { 201 };
+                    let status = if report.outcome == Outcome::AlreadyConnected {
+                        200
+                    } else {
+                        201
+                    };
                     api::json_response(status, &report_body(&id, &report))
                 }
                 Err(e) => api::error_response(Some(&id), &e),
@@ -79,12 +84,29 @@ async fn handle_api(app: &ConnectApp, request: &ApiGatewayV2httpRequest, deadlin
                 let upstream_ms = upstream.as_millis() as u64;
                 match result {
                     Ok(Disconnected::Removed) => {
-                        tracing::info!(trigger = "api", outcome = "disconnected", upstreamMs = upstream_ms, "disconnect finished");
+                        tracing::info!(
+                            trigger = "api",
+                            outcome = "disconnected",
+                            upstreamMs = upstream_ms,
+                            "disconnect finished"
+                        );
                         api::empty_response(204)
                     }
                     Ok(Disconnected::NothingToRemove) => {
-                        tracing::info!(trigger = "api", outcome = "not_connected", upstreamMs = upstream_ms, "disconnect finished");
-                        api::json_response(404, &api::error_body(Some(&id), "not_connected", "this Leaf user has no Stara credentials"))
+                        tracing::info!(
+                            trigger = "api",
+                            outcome = "not_connected",
+                            upstreamMs = upstream_ms,
+                            "disconnect finished"
+                        );
+                        api::json_response(
+                            404,
+                            &api::error_body(
+                                Some(&id),
+                                "not_connected",
+                                "this Leaf user has no Stara credentials",
+                            ),
+                        )
                     }
                     Err(e) => {
                         log_failure("api", &e, upstream_ms);
@@ -99,7 +121,11 @@ async fn handle_api(app: &ConnectApp, request: &ApiGatewayV2httpRequest, deadlin
             tracing::warn!(code = "route_not_found", "no such route on the connect function");
             api::json_response(
                 404,
-                &api::error_body(None, "route_not_found", "connect serves POST /connections and DELETE /connections/{leafUserId}"),
+                &api::error_body(
+                    None,
+                    "route_not_found",
+                    "connect serves POST /connections and DELETE /connections/{leafUserId}",
+                ),
             )
         }
     }
@@ -157,7 +183,11 @@ async fn run_connect(
 }
 
 fn log_failure(trigger: &'static str, e: &ConnectorError, upstream_ms: u64) {
-    let (code, retryable, fault) = (e.code(), e.is_retryable(), format!("{:?}", e.fault()).to_lowercase());
+    let (code, retryable, fault) = (
+        e.code(),
+        e.is_retryable(),
+        format!("{:?}", e.fault()).to_lowercase(),
+    );
     if e.fault() == Fault::Configuration {
         tracing::error!(trigger, outcome = "failed", code, retryable, fault, upstreamMs = upstream_ms, error = %e, "connect failed");
     } else {

@@ -39,16 +39,29 @@ const PAGE_SIZE: i32 = 100;
 
 impl SecretsManagerDirectory {
     pub fn new(client: aws_sdk_secretsmanager::Client, prefix: impl Into<String>) -> Self {
-        Self { client, prefix: prefix.into() }
+        Self {
+            client,
+            prefix: prefix.into(),
+        }
     }
 }
 
 #[async_trait]
 impl GrowerDirectory for SecretsManagerDirectory {
     async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError> {
-        let filter = Filter::builder().key(FilterNameStringType::Name).values(&self.prefix).build();
-        let page =
-            self.client.list_secrets().filters(filter).max_results(PAGE_SIZE).set_next_token(token).send().await.map_err(list_error)?;
+        let filter = Filter::builder()
+            .key(FilterNameStringType::Name)
+            .values(&self.prefix)
+            .build();
+        let page = self
+            .client
+            .list_secrets()
+            .filters(filter)
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(list_error)?;
         let mut ids = Vec::with_capacity(page.secret_list().len());
         for name in page.secret_list().iter().filter_map(|s| s.name()) {
             match grower_id(&self.prefix, name) {
@@ -64,7 +77,10 @@ impl GrowerDirectory for SecretsManagerDirectory {
                 }
             }
         }
-        Ok(GrowerPage { ids, next: page.next_token().map(str::to_owned) })
+        Ok(GrowerPage {
+            ids,
+            next: page.next_token().map(str::to_owned),
+        })
     }
 }
 
@@ -91,18 +107,37 @@ where
     R: std::fmt::Debug + 'static,
 {
     match &e {
-        SdkError::ServiceError(service) if service.err().code() == Some("AccessDeniedException") => ConnectorError::Configuration(
-            "Secrets Manager ListSecrets: access denied (the function needs secretsmanager:ListSecrets)".into(),
-        ),
+        SdkError::ServiceError(service) if service.err().code() == Some("AccessDeniedException") => {
+            ConnectorError::Configuration(
+                "Secrets Manager ListSecrets: access denied (the function needs secretsmanager:ListSecrets)"
+                    .into(),
+            )
+        }
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("service error").to_owned();
-            UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Unavailable, code).into()
+            UpstreamError::new(
+                Service::SecretsManager,
+                LIST_SECRETS,
+                UpstreamKind::Unavailable,
+                code,
+            )
+            .into()
         }
-        SdkError::TimeoutError(_) => {
-            UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Timeout, "no answer in time").into()
-        }
+        SdkError::TimeoutError(_) => UpstreamError::new(
+            Service::SecretsManager,
+            LIST_SECRETS,
+            UpstreamKind::Timeout,
+            "no answer in time",
+        )
+        .into(),
         // Connection failures and throttling that outlasted the SDK's own retries.
-        _ => UpstreamError::new(Service::SecretsManager, LIST_SECRETS, UpstreamKind::Unavailable, error_chain(&e)).into(),
+        _ => UpstreamError::new(
+            Service::SecretsManager,
+            LIST_SECRETS,
+            UpstreamKind::Unavailable,
+            error_chain(&e),
+        )
+        .into(),
     }
 }
 
@@ -117,7 +152,11 @@ mod tests {
         let id = Uuid::new_v4();
         assert_eq!(grower_id(PREFIX, &format!("{PREFIX}{id}")), Listed::Grower(id));
         let upper = id.to_string().to_uppercase();
-        assert_eq!(grower_id(PREFIX, &format!("{PREFIX}{upper}")), Listed::Grower(id), "normalised");
+        assert_eq!(
+            grower_id(PREFIX, &format!("{PREFIX}{upper}")),
+            Listed::Grower(id),
+            "normalised"
+        );
     }
 
     #[test]
@@ -125,8 +164,18 @@ mod tests {
         let id = Uuid::new_v4();
         assert_eq!(grower_id(PREFIX, &format!("other/{id}")), Listed::Outside);
         assert_eq!(grower_id(PREFIX, &format!("stara-connect/{id}")), Listed::Outside);
-        for suffix in ["", "leaf-owner", "not-a-uuid", &id.simple().to_string(), &format!("{id}/old")] {
-            assert_eq!(grower_id(PREFIX, &format!("{PREFIX}{suffix}")), Listed::NotAUuid, "{suffix}");
+        for suffix in [
+            "",
+            "leaf-owner",
+            "not-a-uuid",
+            &id.simple().to_string(),
+            &format!("{id}/old"),
+        ] {
+            assert_eq!(
+                grower_id(PREFIX, &format!("{PREFIX}{suffix}")),
+                Listed::NotAUuid,
+                "{suffix}"
+            );
         }
     }
 }

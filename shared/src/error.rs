@@ -64,14 +64,28 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn new(service: Service, operation: &'static str, kind: UpstreamKind, detail: impl Into<String>) -> Self {
-        Self { service, operation, kind, detail: detail.into() }
+    pub fn new(
+        service: Service,
+        operation: &'static str,
+        kind: UpstreamKind,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            service,
+            operation,
+            kind,
+            detail: detail.into(),
+        }
     }
 
     /// An answer whose status the API does not document for this call: a server error is the
     /// service's bad moment, anything else a refusal that repeating will not change.
     pub fn unexpected_status(service: Service, operation: &'static str, status: u16) -> Self {
-        let kind = if status >= 500 { UpstreamKind::BadGateway } else { UpstreamKind::Rejected };
+        let kind = if status >= 500 {
+            UpstreamKind::BadGateway
+        } else {
+            UpstreamKind::Rejected
+        };
         Self::new(service, operation, kind, format!("unexpected HTTP {status}"))
     }
 }
@@ -100,7 +114,9 @@ pub enum ConnectorError {
 impl ConnectorError {
     pub fn fault(&self) -> Fault {
         match self {
-            Self::InvalidRequest(_) | Self::GrowerLoginNotFound { .. } | Self::LeafUserNotFound => Fault::Caller,
+            Self::InvalidRequest(_) | Self::GrowerLoginNotFound { .. } | Self::LeafUserNotFound => {
+                Fault::Caller
+            }
             Self::GrowerLoginMalformed { .. } | Self::Configuration(_) => Fault::Configuration,
             Self::StaraLoginRejected { .. } => Fault::Grower,
             Self::SecretsUnavailable { .. } | Self::Upstream(_) => Fault::Upstream,
@@ -179,10 +195,21 @@ mod tests {
         assert!(upstream(UpstreamKind::Unavailable).is_retryable());
         assert!(upstream(UpstreamKind::BadGateway).is_retryable());
         assert!(!upstream(UpstreamKind::Rejected).is_retryable());
-        assert!(ConnectorError::SecretsUnavailable { secret_id: "s".into(), detail: "d".into() }.is_retryable());
+        assert!(
+            ConnectorError::SecretsUnavailable {
+                secret_id: "s".into(),
+                detail: "d".into()
+            }
+            .is_retryable()
+        );
         assert!(!ConnectorError::StaraLoginRejected { status: 401 }.is_retryable());
         assert!(!ConnectorError::LeafUserNotFound.is_retryable());
-        assert!(!ConnectorError::GrowerLoginNotFound { secret_id: "s".into() }.is_retryable());
+        assert!(
+            !ConnectorError::GrowerLoginNotFound {
+                secret_id: "s".into()
+            }
+            .is_retryable()
+        );
         assert!(!ConnectorError::InvalidRequest("x".into()).is_retryable());
     }
 
@@ -190,8 +217,17 @@ mod tests {
     fn statuses_follow_the_api_contract() {
         assert_eq!(ConnectorError::InvalidRequest("x".into()).http_status(), 400);
         assert_eq!(ConnectorError::LeafUserNotFound.http_status(), 404);
-        assert_eq!(ConnectorError::GrowerLoginNotFound { secret_id: "s".into() }.http_status(), 404);
-        assert_eq!(ConnectorError::StaraLoginRejected { status: 401 }.http_status(), 422);
+        assert_eq!(
+            ConnectorError::GrowerLoginNotFound {
+                secret_id: "s".into()
+            }
+            .http_status(),
+            404
+        );
+        assert_eq!(
+            ConnectorError::StaraLoginRejected { status: 401 }.http_status(),
+            422
+        );
         assert_eq!(upstream(UpstreamKind::BadGateway).http_status(), 502);
         assert_eq!(upstream(UpstreamKind::Unavailable).http_status(), 503);
         assert_eq!(upstream(UpstreamKind::Timeout).http_status(), 504);
@@ -199,8 +235,14 @@ mod tests {
 
     #[test]
     fn faults_say_who_must_act() {
-        assert_eq!(ConnectorError::StaraLoginRejected { status: 401 }.fault(), Fault::Grower);
-        assert_eq!(ConnectorError::Configuration("x".into()).fault(), Fault::Configuration);
+        assert_eq!(
+            ConnectorError::StaraLoginRejected { status: 401 }.fault(),
+            Fault::Grower
+        );
+        assert_eq!(
+            ConnectorError::Configuration("x".into()).fault(),
+            Fault::Configuration
+        );
         assert_eq!(upstream(UpstreamKind::Timeout).fault(), Fault::Upstream);
         assert_eq!(ConnectorError::LeafUserNotFound.fault(), Fault::Caller);
     }

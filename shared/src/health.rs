@@ -57,7 +57,10 @@ pub const REJECTED_EVENT_CODES: &[i64] = &[401, 403];
 
 /// What one Leaf status means, by [`LEAF_STATUSES`].
 pub fn status_health(leaf_status: &str) -> Health {
-    LEAF_STATUSES.iter().find(|(known, _)| *known == leaf_status).map_or(Health::Pending, |(_, health)| *health)
+    LEAF_STATUSES
+        .iter()
+        .find(|(known, _)| *known == leaf_status)
+        .map_or(Health::Pending, |(_, health)| *health)
 }
 
 /// Whether credentials with this Leaf status are working. Anything but `OK` is not.
@@ -83,24 +86,53 @@ pub struct Assessment {
 /// Judges a connection from what Leaf holds (`None`: no credentials) and its newest event.
 pub fn assess(credentials: Option<&LeafCredentials>, newest_event: Option<&CredentialEvent>) -> Assessment {
     let Some(credentials) = credentials else {
-        return Assessment { health: Health::Missing, reason: Some("missing".into()), force: false };
+        return Assessment {
+            health: Health::Missing,
+            reason: Some("missing".into()),
+            force: false,
+        };
     };
     match status_health(&credentials.status) {
-        Health::Healthy => match newest_event.and_then(|e| e.status_code).filter(|code| REJECTED_EVENT_CODES.contains(code)) {
+        Health::Healthy => match newest_event
+            .and_then(|e| e.status_code)
+            .filter(|code| REJECTED_EVENT_CODES.contains(code))
+        {
             // Leaf has not noticed yet; connect keeps `OK` credentials unless forced.
-            Some(code) => Assessment { health: Health::Unhealthy, reason: Some(format!("event_{code}")), force: true },
-            None => Assessment { health: Health::Healthy, reason: None, force: false },
+            Some(code) => Assessment {
+                health: Health::Unhealthy,
+                reason: Some(format!("event_{code}")),
+                force: true,
+            },
+            None => Assessment {
+                health: Health::Healthy,
+                reason: None,
+                force: false,
+            },
         },
         // connect replaces credentials that are not `OK` by itself: no force needed.
-        Health::Unhealthy => Assessment { health: Health::Unhealthy, reason: Some(credentials.status.clone()), force: false },
-        other => Assessment { health: other, reason: None, force: false },
+        Health::Unhealthy => Assessment {
+            health: Health::Unhealthy,
+            reason: Some(credentials.status.clone()),
+            force: false,
+        },
+        other => Assessment {
+            health: other,
+            reason: None,
+            force: false,
+        },
     }
 }
 
 /// The newest event: the greatest `createdDate` (ISO 8601, compared as text), the later one in
 /// the list on a tie or when dates are missing (Leaf lists them oldest first).
 pub fn newest_event(events: &[CredentialEvent]) -> Option<&CredentialEvent> {
-    events.iter().reduce(|newest, e| if e.created_date >= newest.created_date { e } else { newest })
+    events.iter().reduce(|newest, e| {
+        if e.created_date >= newest.created_date {
+            e
+        } else {
+            newest
+        }
+    })
 }
 
 #[cfg(test)]
@@ -108,11 +140,18 @@ mod tests {
     use super::*;
 
     fn held(status: &str) -> LeafCredentials {
-        LeafCredentials { id: "c".into(), status: status.into(), created_time: None }
+        LeafCredentials {
+            id: "c".into(),
+            status: status.into(),
+            created_time: None,
+        }
     }
 
     fn event(code: i64, date: &str) -> CredentialEvent {
-        CredentialEvent { status_code: Some(code), created_date: Some(date.into()) }
+        CredentialEvent {
+            status_code: Some(code),
+            created_date: Some(date.into()),
+        }
     }
 
     #[test]
@@ -145,9 +184,15 @@ mod tests {
     #[test]
     fn missing_and_failed_statuses_need_a_plain_repair() {
         let missing = assess(None, None);
-        assert_eq!((missing.health, missing.reason.as_deref(), missing.force), (Health::Missing, Some("missing"), false));
+        assert_eq!(
+            (missing.health, missing.reason.as_deref(), missing.force),
+            (Health::Missing, Some("missing"), false)
+        );
         let invalid = assess(Some(&held("INVALID")), Some(&event(200, "2026-01-01T00:00:00Z")));
-        assert_eq!((invalid.health, invalid.reason.as_deref(), invalid.force), (Health::Unhealthy, Some("INVALID"), false));
+        assert_eq!(
+            (invalid.health, invalid.reason.as_deref(), invalid.force),
+            (Health::Unhealthy, Some("INVALID"), false)
+        );
         assert!(missing.health.needs_repair() && invalid.health.needs_repair());
     }
 
@@ -155,10 +200,20 @@ mod tests {
     fn ok_with_a_rejected_newest_event_is_unhealthy_and_forced() {
         for code in [401, 403] {
             let a = assess(Some(&held("OK")), Some(&event(code, "2026-01-01T00:00:00Z")));
-            assert_eq!((a.health, a.reason, a.force), (Health::Unhealthy, Some(format!("event_{code}")), true));
+            assert_eq!(
+                (a.health, a.reason, a.force),
+                (Health::Unhealthy, Some(format!("event_{code}")), true)
+            );
         }
-        for newest in [None, Some(event(200, "x")), Some(event(500, "x")), Some(CredentialEvent { status_code: None, created_date: None })]
-        {
+        for newest in [
+            None,
+            Some(event(200, "x")),
+            Some(event(500, "x")),
+            Some(CredentialEvent {
+                status_code: None,
+                created_date: None,
+            }),
+        ] {
             assert_eq!(assess(Some(&held("OK")), newest.as_ref()).health, Health::Healthy);
         }
     }
@@ -172,11 +227,21 @@ mod tests {
 
     #[test]
     fn the_newest_event_is_the_latest_date_or_the_last() {
-        let events = vec![event(200, "2026-01-02T00:00:00Z"), event(401, "2026-01-03T00:00:00Z"), event(500, "2026-01-01T00:00:00Z")];
+        let events = vec![
+            event(200, "2026-01-02T00:00:00Z"),
+            event(401, "2026-01-03T00:00:00Z"),
+            event(500, "2026-01-01T00:00:00Z"),
+        ];
         assert_eq!(newest_event(&events).unwrap().status_code, Some(401));
         let undated = vec![
-            CredentialEvent { status_code: Some(1), created_date: None },
-            CredentialEvent { status_code: Some(2), created_date: None },
+            CredentialEvent {
+                status_code: Some(1),
+                created_date: None,
+            },
+            CredentialEvent {
+                status_code: Some(2),
+                created_date: None,
+            },
         ];
         assert_eq!(newest_event(&undated).unwrap().status_code, Some(2));
         assert_eq!(newest_event(&[]), None);

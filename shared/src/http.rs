@@ -113,16 +113,30 @@ impl Failure {
     /// Turns the last failure of a call into the error its caller reports.
     pub fn into_error(self, service: Service, operation: &'static str, attempts: u32) -> UpstreamError {
         let (kind, detail) = match self {
-            Failure::NoAnswer(AttemptError::Timeout) => (UpstreamKind::Timeout, "no answer in time".to_owned()),
-            Failure::NoAnswer(AttemptError::Connect(e)) => (UpstreamKind::Unavailable, format!("could not connect: {e}")),
-            Failure::NoAnswer(AttemptError::Transport(e)) => (UpstreamKind::Unavailable, format!("connection broke: {e}")),
-            Failure::UnreadableAnswer(s) => (UpstreamKind::BadGateway, format!("HTTP {s} with an unreadable body")),
+            Failure::NoAnswer(AttemptError::Timeout) => {
+                (UpstreamKind::Timeout, "no answer in time".to_owned())
+            }
+            Failure::NoAnswer(AttemptError::Connect(e)) => {
+                (UpstreamKind::Unavailable, format!("could not connect: {e}"))
+            }
+            Failure::NoAnswer(AttemptError::Transport(e)) => {
+                (UpstreamKind::Unavailable, format!("connection broke: {e}"))
+            }
+            Failure::UnreadableAnswer(s) => (
+                UpstreamKind::BadGateway,
+                format!("HTTP {s} with an unreadable body"),
+            ),
             Failure::Status(504) => (UpstreamKind::Timeout, "HTTP 504".to_owned()),
             Failure::Status(s @ (429 | 503)) => (UpstreamKind::Unavailable, format!("HTTP {s}")),
             Failure::Status(s) if s >= 500 => (UpstreamKind::BadGateway, format!("HTTP {s}")),
             Failure::Status(s) => (UpstreamKind::Rejected, format!("HTTP {s}")),
         };
-        UpstreamError::new(service, operation, kind, format!("{detail} after {attempts} attempt(s)"))
+        UpstreamError::new(
+            service,
+            operation,
+            kind,
+            format!("{detail} after {attempts} attempt(s)"),
+        )
     }
 }
 
@@ -155,7 +169,10 @@ impl HttpClient {
         if timeout.is_zero() {
             return Err(AttemptError::Timeout);
         }
-        let mut request = self.inner.request(call.method.clone(), &call.url).timeout(timeout);
+        let mut request = self
+            .inner
+            .request(call.method.clone(), &call.url)
+            .timeout(timeout);
         if let Some(token) = call.bearer {
             let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| AttemptError::Connect("the bearer token is not a valid header value".into()))?;
@@ -164,13 +181,19 @@ impl HttpClient {
             request = request.header(AUTHORIZATION, value);
         }
         if let Some(body) = call.json_body {
-            request = request.header(CONTENT_TYPE, "application/json").body(body.to_vec());
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
         }
         let started = Instant::now();
         let result = async {
             let mut response = request.send().await.map_err(classify)?;
             let status = response.status().as_u16();
-            let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(classify)? {
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -178,7 +201,11 @@ impl HttpClient {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Reply { status, retry_after, body })
+            Ok(Reply {
+                status,
+                retry_after,
+                body,
+            })
         }
         .await;
         let elapsed = started.elapsed();
@@ -217,7 +244,12 @@ impl HttpClient {
 
     /// How long to wait before attempt `attempts + 1`, or `None` when no further attempt
     /// should be made: out of attempts, `Retry-After` beyond the cap, or past the deadline.
-    pub fn pause_before_retry(&self, attempts: u32, retry_after: Option<&str>, deadline: &Deadline) -> Option<Duration> {
+    pub fn pause_before_retry(
+        &self,
+        attempts: u32,
+        retry_after: Option<&str>,
+        deadline: &Deadline,
+    ) -> Option<Duration> {
         if attempts >= self.settings.max_attempts {
             return None;
         }
@@ -246,9 +278,18 @@ mod tests {
     #[test]
     fn failures_map_to_the_right_kind() {
         let kind = |f: Failure| f.into_error(Service::Leaf, "GET /x", 3).kind;
-        assert_eq!(kind(Failure::NoAnswer(AttemptError::Timeout)), UpstreamKind::Timeout);
-        assert_eq!(kind(Failure::NoAnswer(AttemptError::Connect("x".into()))), UpstreamKind::Unavailable);
-        assert_eq!(kind(Failure::NoAnswer(AttemptError::Transport("x".into()))), UpstreamKind::Unavailable);
+        assert_eq!(
+            kind(Failure::NoAnswer(AttemptError::Timeout)),
+            UpstreamKind::Timeout
+        );
+        assert_eq!(
+            kind(Failure::NoAnswer(AttemptError::Connect("x".into()))),
+            UpstreamKind::Unavailable
+        );
+        assert_eq!(
+            kind(Failure::NoAnswer(AttemptError::Transport("x".into()))),
+            UpstreamKind::Unavailable
+        );
         assert_eq!(kind(Failure::Status(429)), UpstreamKind::Unavailable);
         assert_eq!(kind(Failure::Status(503)), UpstreamKind::Unavailable);
         assert_eq!(kind(Failure::Status(502)), UpstreamKind::BadGateway);
@@ -266,11 +307,17 @@ mod tests {
 
     #[test]
     fn no_retry_past_attempts_or_deadline() {
-        let client = HttpClient::new(HttpSettings { max_attempts: 3, ..HttpSettings::default() });
+        let client = HttpClient::new(HttpSettings {
+            max_attempts: 3,
+            ..HttpSettings::default()
+        });
         let far = Deadline::after(Duration::from_secs(60));
         assert!(client.pause_before_retry(1, None, &far).is_some());
         assert!(client.pause_before_retry(3, None, &far).is_none());
-        assert!(client.pause_before_retry(1, Some("3600"), &far).is_none(), "Retry-After beyond the cap");
+        assert!(
+            client.pause_before_retry(1, Some("3600"), &far).is_none(),
+            "Retry-After beyond the cap"
+        );
         let near = Deadline::after(Duration::from_millis(1));
         assert!(client.pause_before_retry(1, Some("1"), &near).is_none());
     }

@@ -15,7 +15,10 @@ pub fn invocation_deadline(context: &Context, budget: Duration) -> Deadline {
     if context.deadline == 0 {
         return own;
     }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let left = Duration::from_millis(context.deadline.saturating_sub(now_ms)).saturating_sub(RESPONSE_MARGIN);
     own.min(Deadline::after(left))
 }

@@ -47,15 +47,28 @@ pub enum Created {
 #[async_trait]
 pub trait LeafApi: Send + Sync {
     /// The user's Stara credentials, or `None` when the user has none (or does not exist).
-    async fn get_credentials(&self, user: &Uuid, deadline: &Deadline) -> Result<Option<LeafCredentials>, ConnectorError>;
+    async fn get_credentials(
+        &self,
+        user: &Uuid,
+        deadline: &Deadline,
+    ) -> Result<Option<LeafCredentials>, ConnectorError>;
     /// Whether Leaf knows this user at all.
     async fn user_exists(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError>;
     /// Attaches the tokens. Never POSTs twice without a GET in between that found nothing.
-    async fn create_credentials(&self, user: &Uuid, tokens: &StaraTokens, deadline: &Deadline) -> Result<Created, ConnectorError>;
+    async fn create_credentials(
+        &self,
+        user: &Uuid,
+        tokens: &StaraTokens,
+        deadline: &Deadline,
+    ) -> Result<Created, ConnectorError>;
     /// Removes the user's credentials; `false` when there were none.
     async fn delete_credentials(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError>;
     /// The credential's recent events, oldest first; `None` when the user has no credentials.
-    async fn events(&self, user: &Uuid, deadline: &Deadline) -> Result<Option<Vec<CredentialEvent>>, ConnectorError>;
+    async fn events(
+        &self,
+        user: &Uuid,
+        deadline: &Deadline,
+    ) -> Result<Option<Vec<CredentialEvent>>, ConnectorError>;
 }
 
 const AUTHENTICATE: &str = "POST /api/authenticate";
@@ -75,11 +88,19 @@ pub struct LeafClient {
 
 impl LeafClient {
     pub fn new(http: HttpClient, base_url: impl Into<String>, owner: Arc<dyn LeafOwner>) -> Self {
-        Self { http, base_url: base_url.into(), owner, token: tokio::sync::Mutex::new(None) }
+        Self {
+            http,
+            base_url: base_url.into(),
+            owner,
+            token: tokio::sync::Mutex::new(None),
+        }
     }
 
     fn user_url(&self, user: &Uuid, suffix: &str) -> String {
-        format!("{}/services/usermanagement/api/users/{}{}", self.base_url, user, suffix)
+        format!(
+            "{}/services/usermanagement/api/users/{}{}",
+            self.base_url, user, suffix
+        )
     }
 
     async fn authenticate(&self, deadline: &Deadline) -> Result<SecretString, ConnectorError> {
@@ -91,8 +112,12 @@ impl LeafClient {
             remember_me: &'a str,
         }
         let owner = crate::secrets::within(deadline, self.owner.leaf_owner()).await?;
-        let body = serde_json::to_vec(&Body { username: &owner.username, password: owner.password.expose_secret(), remember_me: "true" })
-            .expect("strings always serialise");
+        let body = serde_json::to_vec(&Body {
+            username: &owner.username,
+            password: owner.password.expose_secret(),
+            remember_me: "true",
+        })
+        .expect("strings always serialise");
         let call = Call {
             service: Service::Leaf,
             operation: AUTHENTICATE,
@@ -105,7 +130,12 @@ impl LeafClient {
         match reply.status {
             200..=299 => {
                 let parsed: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
-                match parsed.as_ref().and_then(|v| v.get("id_token")).and_then(|v| v.as_str()).filter(|t| !t.is_empty()) {
+                match parsed
+                    .as_ref()
+                    .and_then(|v| v.get("id_token"))
+                    .and_then(|v| v.as_str())
+                    .filter(|t| !t.is_empty())
+                {
                     Some(token) => {
                         tracing::info!("authenticated with Leaf");
                         Ok(SecretString::from(token))
@@ -158,8 +188,14 @@ impl LeafClient {
     ) -> Result<Reply, ConnectorError> {
         let mut token = self.token(deadline).await?;
         for renewed in [false, true] {
-            let call =
-                Call { service: Service::Leaf, operation, method: method.clone(), url: url.clone(), bearer: Some(&token), json_body: None };
+            let call = Call {
+                service: Service::Leaf,
+                operation,
+                method: method.clone(),
+                url: url.clone(),
+                bearer: Some(&token),
+                json_body: None,
+            };
             let reply = self.http.send(&call, deadline).await?;
             if reply.status != 401 {
                 return Ok(reply);
@@ -168,15 +204,31 @@ impl LeafClient {
                 token = self.renew(&token, deadline).await?;
             }
         }
-        Err(UpstreamError::new(Service::Leaf, operation, UpstreamKind::Rejected, "HTTP 401 with a freshly issued token").into())
+        Err(UpstreamError::new(
+            Service::Leaf,
+            operation,
+            UpstreamKind::Rejected,
+            "HTTP 401 with a freshly issued token",
+        )
+        .into())
     }
 }
 
 #[async_trait]
 impl LeafApi for LeafClient {
-    async fn get_credentials(&self, user: &Uuid, deadline: &Deadline) -> Result<Option<LeafCredentials>, ConnectorError> {
-        let reply =
-            self.send_authorized(GET_CREDENTIALS, reqwest::Method::GET, self.user_url(user, "/stara-credentials"), deadline).await?;
+    async fn get_credentials(
+        &self,
+        user: &Uuid,
+        deadline: &Deadline,
+    ) -> Result<Option<LeafCredentials>, ConnectorError> {
+        let reply = self
+            .send_authorized(
+                GET_CREDENTIALS,
+                reqwest::Method::GET,
+                self.user_url(user, "/stara-credentials"),
+                deadline,
+            )
+            .await?;
         match reply.status {
             200 => parse_credentials(&reply, GET_CREDENTIALS).map(Some),
             404 => Ok(None),
@@ -185,7 +237,9 @@ impl LeafApi for LeafClient {
     }
 
     async fn user_exists(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError> {
-        let reply = self.send_authorized(GET_USER, reqwest::Method::GET, self.user_url(user, ""), deadline).await?;
+        let reply = self
+            .send_authorized(GET_USER, reqwest::Method::GET, self.user_url(user, ""), deadline)
+            .await?;
         match reply.status {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -193,7 +247,12 @@ impl LeafApi for LeafClient {
         }
     }
 
-    async fn create_credentials(&self, user: &Uuid, tokens: &StaraTokens, deadline: &Deadline) -> Result<Created, ConnectorError> {
+    async fn create_credentials(
+        &self,
+        user: &Uuid,
+        tokens: &StaraTokens,
+        deadline: &Deadline,
+    ) -> Result<Created, ConnectorError> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Body<'a> {
@@ -263,25 +322,44 @@ impl LeafApi for LeafClient {
             if ambiguous {
                 // The answer was lost or unclear: look before posting again, so we never make a duplicate.
                 if let Some(held) = self.get_credentials(user, deadline).await? {
-                    tracing::info!("the POST's answer was lost, but Leaf holds the credentials: not posting again");
+                    tracing::info!(
+                        "the POST's answer was lost, but Leaf holds the credentials: not posting again"
+                    );
                     return Ok(Created::Stored(held));
                 }
             }
-            let retryable = matches!(failure, Failure::NoAnswer(_) | Failure::UnreadableAnswer(_) | Failure::Status(429 | 502 | 503 | 504));
-            match self.http.pause_before_retry(attempts, retry_after.as_deref(), deadline).filter(|_| retryable) {
+            let retryable = matches!(
+                failure,
+                Failure::NoAnswer(_) | Failure::UnreadableAnswer(_) | Failure::Status(429 | 502 | 503 | 504)
+            );
+            match self
+                .http
+                .pause_before_retry(attempts, retry_after.as_deref(), deadline)
+                .filter(|_| retryable)
+            {
                 Some(delay) => {
                     tracing::warn!(attempt = attempts, failure = ?failure, delay_ms = delay.as_millis() as u64, "retrying Leaf POST credentials");
                     tokio::time::sleep(delay).await;
                 }
-                None => return Err(failure.into_error(Service::Leaf, POST_CREDENTIALS, attempts).into()),
+                None => {
+                    return Err(failure
+                        .into_error(Service::Leaf, POST_CREDENTIALS, attempts)
+                        .into());
+                }
             }
         }
     }
 
     async fn delete_credentials(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError> {
         // DELETE is idempotent: repeating it after a lost answer ends in the same state (a 404).
-        let reply =
-            self.send_authorized(DELETE_CREDENTIALS, reqwest::Method::DELETE, self.user_url(user, "/stara-credentials"), deadline).await?;
+        let reply = self
+            .send_authorized(
+                DELETE_CREDENTIALS,
+                reqwest::Method::DELETE,
+                self.user_url(user, "/stara-credentials"),
+                deadline,
+            )
+            .await?;
         match reply.status {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -289,9 +367,19 @@ impl LeafApi for LeafClient {
         }
     }
 
-    async fn events(&self, user: &Uuid, deadline: &Deadline) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
-        let reply =
-            self.send_authorized(GET_EVENTS, reqwest::Method::GET, self.user_url(user, "/stara-credentials/events"), deadline).await?;
+    async fn events(
+        &self,
+        user: &Uuid,
+        deadline: &Deadline,
+    ) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
+        let reply = self
+            .send_authorized(
+                GET_EVENTS,
+                reqwest::Method::GET,
+                self.user_url(user, "/stara-credentials/events"),
+                deadline,
+            )
+            .await?;
         match reply.status {
             200 => serde_json::from_slice::<Vec<CredentialEvent>>(&reply.body)
                 .map(Some)
@@ -311,10 +399,14 @@ fn parse_credentials(reply: &Reply, operation: &'static str) -> Result<LeafCrede
         status: Option<String>,
         created_time: Option<String>,
     }
-    let wire: Wire =
-        serde_json::from_slice(&reply.body).map_err(|_| bad_answer(operation, "the answer is not a JSON credentials object"))?;
+    let wire: Wire = serde_json::from_slice(&reply.body)
+        .map_err(|_| bad_answer(operation, "the answer is not a JSON credentials object"))?;
     match (wire.id, wire.status) {
-        (Some(id), Some(status)) if !id.is_empty() => Ok(LeafCredentials { id, status, created_time: wire.created_time }),
+        (Some(id), Some(status)) if !id.is_empty() => Ok(LeafCredentials {
+            id,
+            status,
+            created_time: wire.created_time,
+        }),
         _ => Err(bad_answer(operation, "the answer lacks `id` or `status`")),
     }
 }

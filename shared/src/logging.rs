@@ -21,7 +21,9 @@ const QUIET_LIBRARIES: &[&str] = &[
 ];
 
 pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
     let level = match level.trim().to_ascii_uppercase().as_str() {
         "TRACE" => LevelFilter::TRACE,
         "DEBUG" => LevelFilter::DEBUG,
@@ -29,15 +31,25 @@ pub fn init() {
         "ERROR" | "FATAL" => LevelFilter::ERROR,
         _ => LevelFilter::INFO,
     };
-    let mut filter = EnvFilter::builder().with_default_directive(level.into()).parse_lossy("");
+    let mut filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .parse_lossy("");
     for directive in QUIET_LIBRARIES {
         filter = filter.add_directive(directive.parse().expect("static directives are valid"));
     }
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stdout);
     if text {
         builder.with_ansi(false).init();
     } else {
-        builder.json().flatten_event(true).with_current_span(false).with_span_list(true).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init();
     }
 }

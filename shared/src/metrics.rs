@@ -39,7 +39,11 @@ pub struct MetricSet {
 impl MetricSet {
     /// A set for one function; `Function` is always the first dimension.
     pub fn new(function: &str) -> Self {
-        Self { dimensions: vec![("Function", function.to_owned())], metrics: Vec::new(), properties: Vec::new() }
+        Self {
+            dimensions: vec![("Function", function.to_owned())],
+            metrics: Vec::new(),
+            properties: Vec::new(),
+        }
     }
 
     pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -53,13 +57,18 @@ impl MetricSet {
     }
 
     pub fn millis(mut self, name: &'static str, value: Duration) -> Self {
-        self.metrics.push((name, Unit::Milliseconds, json!(millis(value))));
+        self.metrics
+            .push((name, Unit::Milliseconds, json!(millis(value))));
         self
     }
 
     /// Several samples of one metric in a single line; at most [`MAX_VALUES`] are kept.
     pub fn millis_samples(mut self, name: &'static str, values: &[f64]) -> Self {
-        self.metrics.push((name, Unit::Milliseconds, json!(&values[..values.len().min(MAX_VALUES)])));
+        self.metrics.push((
+            name,
+            Unit::Milliseconds,
+            json!(&values[..values.len().min(MAX_VALUES)]),
+        ));
         self
     }
 
@@ -71,7 +80,11 @@ impl MetricSet {
 
     pub fn to_json(&self, timestamp_ms: u64) -> Value {
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(name, _)| *name).collect();
-        let definitions: Vec<Value> = self.metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()})).collect();
+        let definitions: Vec<Value> = self
+            .metrics
+            .iter()
+            .map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
         let mut line = Map::new();
         line.insert(
             "_aws".into(),
@@ -104,12 +117,18 @@ fn millis(d: Duration) -> f64 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The line for one connect: `Connects` by `Outcome` (or `failed`), with its upstream time.
 pub fn connect_set(outcome: &str, code: Option<&str>, upstream: Duration) -> MetricSet {
-    let set = MetricSet::new("connect").dimension("Outcome", outcome).count("Connects", 1).millis("UpstreamLatency", upstream);
+    let set = MetricSet::new("connect")
+        .dimension("Outcome", outcome)
+        .count("Connects", 1)
+        .millis("UpstreamLatency", upstream);
     match code {
         Some(code) => set.property("code", code),
         None => set,
@@ -130,7 +149,10 @@ pub struct LatencySamples {
 
 impl LatencySamples {
     pub fn new(function: &'static str) -> Self {
-        Self { function, values: Vec::with_capacity(MAX_VALUES) }
+        Self {
+            function,
+            values: Vec::with_capacity(MAX_VALUES),
+        }
     }
 
     pub fn push(&mut self, upstream: Duration) {
@@ -142,7 +164,9 @@ impl LatencySamples {
 
     pub fn flush(&mut self) {
         if !self.values.is_empty() {
-            MetricSet::new(self.function).millis_samples("UpstreamLatency", &self.values).emit();
+            MetricSet::new(self.function)
+                .millis_samples("UpstreamLatency", &self.values)
+                .emit();
             self.values.clear();
         }
     }
@@ -190,15 +214,26 @@ mod tests {
     #[test]
     fn samples_are_capped_at_one_hundred() {
         let values: Vec<f64> = (0..150).map(f64::from).collect();
-        let line = MetricSet::new("verify").millis_samples("UpstreamLatency", &values).to_json(0);
+        let line = MetricSet::new("verify")
+            .millis_samples("UpstreamLatency", &values)
+            .to_json(0);
         assert_eq!(line["UpstreamLatency"].as_array().unwrap().len(), MAX_VALUES);
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"]])
+        );
     }
 
     #[test]
     fn counts_are_whole_numbers() {
-        let line = MetricSet::new("verify").count("Checked", 10_000).count("Errors", 0).to_json(0);
-        assert_eq!((line["Checked"].as_u64(), line["Errors"].as_u64()), (Some(10_000), Some(0)));
+        let line = MetricSet::new("verify")
+            .count("Checked", 10_000)
+            .count("Errors", 0)
+            .to_json(0);
+        assert_eq!(
+            (line["Checked"].as_u64(), line["Errors"].as_u64()),
+            (Some(10_000), Some(0))
+        );
         assert!(!line.to_string().contains('\n'), "one line");
     }
 

@@ -32,7 +32,10 @@ const SQS_EVENT: &str = include_str!("../../events/connect-sqs.json");
 /// Cases per property: 256 for the parsers, 64 for the handler (the whole workflow against the
 /// fakes). `PROPTEST_CASES=<n>` runs every property `n` times instead, for a longer search.
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -46,7 +49,11 @@ fn oracle_uuid(text: &str) -> Option<Uuid> {
         return None;
     }
     for (i, b) in bytes.iter().enumerate() {
-        let ok = if matches!(i, 8 | 13 | 18 | 23) { *b == b'-' } else { b.is_ascii_hexdigit() };
+        let ok = if matches!(i, 8 | 13 | 18 | 23) {
+            *b == b'-'
+        } else {
+            b.is_ascii_hexdigit()
+        };
         if !ok {
             return None;
         }
@@ -64,7 +71,10 @@ fn oracle(body: &[u8]) -> Option<ConnectRequest> {
     }
     let json: Value = serde_json::from_slice(body).ok()?;
     let object = json.as_object()?;
-    if !object.keys().all(|k| matches!(k.as_str(), "leafUserId" | "force" | "reason")) {
+    if !object
+        .keys()
+        .all(|k| matches!(k.as_str(), "leafUserId" | "force" | "reason"))
+    {
         return None;
     }
     let leaf_user_id = oracle_uuid(object.get("leafUserId")?.as_str()?)?;
@@ -102,7 +112,10 @@ fn assert_quotes_no_value(text: &str, doc: &Value) -> Result<(), TestCaseError> 
     let (mut values, mut keys) = (Vec::new(), Vec::new());
     strings_of(doc, &mut values, &mut keys);
     for v in values {
-        if v.chars().count() < 8 || keys.iter().any(|k| k.contains(&v)) || "leafUserId force reason".contains(&v) {
+        if v.chars().count() < 8
+            || keys.iter().any(|k| k.contains(&v))
+            || "leafUserId force reason".contains(&v)
+        {
             continue;
         }
         prop_assert!(!text.contains(&v), "the text {text:?} quotes the value {v:?}");
@@ -122,7 +135,11 @@ fn check_parse(body: &[u8]) -> Result<(), TestCaseError> {
                 assert_quotes_no_value(&e.0, &doc)?;
             }
         }
-        _ => prop_assert!(false, "parser {got:?} but oracle {want:?} for {:?}", String::from_utf8_lossy(body)),
+        _ => prop_assert!(
+            false,
+            "parser {got:?} but oracle {want:?} for {:?}",
+            String::from_utf8_lossy(body)
+        ),
     }
     Ok(())
 }
@@ -180,7 +197,13 @@ fn hyphenated(id: Uuid, mask: u64) -> String {
         .to_string()
         .chars()
         .enumerate()
-        .map(|(i, c)| if mask >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+        .map(|(i, c)| {
+            if mask >> (i % 64) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -210,7 +233,11 @@ fn uuid_text() -> impl Strategy<Value = String> {
                 // One character replaced: a hyphen by a digit, anything else by a non-hex character.
                 let mut chars: Vec<char> = text.chars().collect();
                 let i = at.index(chars.len());
-                chars[i] = if chars[i] == '-' { '0' } else { ['g', '-', 'é', ' '][i % 4] };
+                chars[i] = if chars[i] == '-' {
+                    '0'
+                } else {
+                    ['g', '-', 'é', ' '][i % 4]
+                };
                 chars.into_iter().collect()
             }
         }
@@ -235,11 +262,17 @@ fn arb_number() -> impl Strategy<Value = Value> {
 
 /// Any JSON value, nested up to four levels.
 fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), arb_number(), arb_text().prop_map(Value::String),];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        arb_number(),
+        arb_text().prop_map(Value::String),
+    ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(arb_key(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(arb_key(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -259,7 +292,13 @@ fn valid_body() -> impl Strategy<Value = (String, ConnectRequest)> {
 }
 
 fn valid_body_for(ids: BoxedStrategy<Uuid>) -> impl Strategy<Value = (String, ConnectRequest)> {
-    (ids, any::<u64>(), prop::option::of(prop::option::of(any::<bool>())), prop::option::of(prop::option::of(arb_text())), any::<u8>())
+    (
+        ids,
+        any::<u64>(),
+        prop::option::of(prop::option::of(any::<bool>())),
+        prop::option::of(prop::option::of(arb_text())),
+        any::<u8>(),
+    )
         .prop_map(|(id, mask, force, reason, style)| {
             let mut object = Map::new();
             object.insert("leafUserId".into(), Value::String(hyphenated(id, mask)));
@@ -269,7 +308,10 @@ fn valid_body_for(ids: BoxedStrategy<Uuid>) -> impl Strategy<Value = (String, Co
             if let Some(reason) = reason {
                 object.insert("reason".into(), reason.map_or(Value::Null, Value::String));
             }
-            let request = ConnectRequest { leaf_user_id: id, force: force.flatten().unwrap_or(false) };
+            let request = ConnectRequest {
+                leaf_user_id: id,
+                force: force.flatten().unwrap_or(false),
+            };
             (render(&Value::Object(object), style), request)
         })
 }
@@ -284,11 +326,18 @@ fn near_valid_object() -> impl Strategy<Value = Value> {
         1 => Just(Value::Null),
         1 => arb_json(),
     ];
-    let force = prop_oneof![3 => any::<bool>().prop_map(Value::Bool), 1 => Just(Value::Null), 2 => arb_json()];
-    let reason = prop_oneof![3 => arb_text().prop_map(Value::String), 1 => Just(Value::Null), 2 => arb_json()];
+    let force =
+        prop_oneof![3 => any::<bool>().prop_map(Value::Bool), 1 => Just(Value::Null), 2 => arb_json()];
+    let reason =
+        prop_oneof![3 => arb_text().prop_map(Value::String), 1 => Just(Value::Null), 2 => arb_json()];
     let extra = prop_oneof![4 => Just(BTreeMap::new()), 1 => prop::collection::btree_map(arb_key(), arb_json(), 1..3)];
-    (prop::option::weighted(0.9, leaf_user_id), prop::option::of(force), prop::option::of(reason), extra).prop_map(
-        |(id, force, reason, extra)| {
+    (
+        prop::option::weighted(0.9, leaf_user_id),
+        prop::option::of(force),
+        prop::option::of(reason),
+        extra,
+    )
+        .prop_map(|(id, force, reason, extra)| {
             let mut object = Map::new();
             for (key, value) in extra {
                 object.insert(key, value);
@@ -300,8 +349,7 @@ fn near_valid_object() -> impl Strategy<Value = Value> {
                 }
             }
             Value::Object(object)
-        },
-    )
+        })
 }
 
 fn near_valid_body() -> impl Strategy<Value = String> {
@@ -404,15 +452,21 @@ fn field_value(kind: Kind) -> BoxedStrategy<Value> {
         Kind::Text => arb_text().prop_map(Value::String).boxed(),
         Kind::Body => any_body().prop_map(Value::String).boxed(),
         Kind::Flag => any::<bool>().prop_map(Value::Bool).boxed(),
-        Kind::TextMap => prop::collection::btree_map(arb_key(), arb_text(), 0..4).prop_map(|m| json!(m)).boxed(),
+        Kind::TextMap => prop::collection::btree_map(arb_key(), arb_text(), 0..4)
+            .prop_map(|m| json!(m))
+            .boxed(),
         Kind::Any => return arb_json().boxed(),
     };
     prop_oneof![4 => typed, 1 => arb_json()].boxed()
 }
 
 /// A list of edits: `Some(value)` sets the field, `None` removes it.
-fn edits(paths: &'static [(&'static str, Kind)], max: usize) -> impl Strategy<Value = Vec<(&'static str, Option<Value>)>> {
-    let edit = prop::sample::select(paths).prop_flat_map(|(path, kind)| (Just(path), prop::option::weighted(0.85, field_value(kind))));
+fn edits(
+    paths: &'static [(&'static str, Kind)],
+    max: usize,
+) -> impl Strategy<Value = Vec<(&'static str, Option<Value>)>> {
+    let edit = prop::sample::select(paths)
+        .prop_flat_map(|(path, kind)| (Just(path), prop::option::weighted(0.85, field_value(kind))));
     prop::collection::vec(edit, 0..max)
 }
 
@@ -463,17 +517,21 @@ fn sqs_envelope() -> impl Strategy<Value = Value> {
 
 /// A schedule-shaped object with random extra fields.
 fn schedule_envelope() -> impl Strategy<Value = Value> {
-    (any::<bool>(), prop::collection::btree_map(arb_key(), arb_json(), 0..4)).prop_map(|(rule, rest)| {
-        let mut event: Map<String, Value> = rest.into_iter().collect();
-        if rule {
-            event.insert("source".into(), json!("aws.events"));
-            event.insert("detail-type".into(), json!("Scheduled Event"));
-        } else {
-            event.insert("source".into(), json!(trigger::SCHEDULER_SOURCE));
-            event.insert("action".into(), json!(trigger::SCHEDULER_ACTION));
-        }
-        Value::Object(event)
-    })
+    (
+        any::<bool>(),
+        prop::collection::btree_map(arb_key(), arb_json(), 0..4),
+    )
+        .prop_map(|(rule, rest)| {
+            let mut event: Map<String, Value> = rest.into_iter().collect();
+            if rule {
+                event.insert("source".into(), json!("aws.events"));
+                event.insert("detail-type".into(), json!("Scheduled Event"));
+            } else {
+                event.insert("source".into(), json!(trigger::SCHEDULER_SOURCE));
+                event.insert("action".into(), json!(trigger::SCHEDULER_ACTION));
+            }
+            Value::Object(event)
+        })
 }
 
 /// Any event at all.
@@ -504,7 +562,11 @@ const POOL: [u128; 4] = [
 ];
 
 fn world() -> World {
-    let (logins, stara, leaf) = (Arc::new(FakeLogins::default()), Arc::new(FakeStara::default()), Arc::new(FakeLeaf::default()));
+    let (logins, stara, leaf) = (
+        Arc::new(FakeLogins::default()),
+        Arc::new(FakeStara::default()),
+        Arc::new(FakeLeaf::default()),
+    );
     let pool: Vec<Uuid> = POOL.iter().map(|n| Uuid::from_u128(*n)).collect();
     for user in &pool[..3] {
         leaf.users.lock().unwrap().insert(*user);
@@ -513,12 +575,24 @@ fn world() -> World {
         logins.logins.lock().unwrap().insert(*user, "pw".into());
     }
     let connector = Connector::new(logins, stara.clone(), leaf.clone());
-    let app = ConnectApp { connector, budget: Duration::from_secs(5), batch_concurrency: 3 };
-    World { app, stara, leaf, ready: pool[..2].to_vec(), no_login: pool[2] }
+    let app = ConnectApp {
+        connector,
+        budget: Duration::from_secs(5),
+        batch_concurrency: 3,
+    };
+    World {
+        app,
+        stara,
+        leaf,
+        ready: pool[..2].to_vec(),
+        no_login: pool[2],
+    }
 }
 
 fn pool_id() -> BoxedStrategy<Uuid> {
-    prop::sample::select(POOL.to_vec()).prop_map(Uuid::from_u128).boxed()
+    prop::sample::select(POOL.to_vec())
+        .prop_map(Uuid::from_u128)
+        .boxed()
 }
 
 thread_local! {
@@ -526,7 +600,12 @@ thread_local! {
 }
 
 fn invoke(world: &World, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
-    RUNTIME.with(|rt| rt.block_on(connect_handler::handle(&world.app, LambdaEvent::new(event, Context::default()))))
+    RUNTIME.with(|rt| {
+        rt.block_on(connect_handler::handle(
+            &world.app,
+            LambdaEvent::new(event, Context::default()),
+        ))
+    })
 }
 
 fn gets(world: &World) -> Vec<Uuid> {
@@ -549,12 +628,19 @@ fn api_body() -> impl Strategy<Value = ApiBody> {
         // Around the size limit, raw and (once encoded) in base64.
         1 => (valid_body_for(pool_id()), MAX_BODY_BYTES - 64..MAX_BODY_BYTES + 64).prop_map(|((b, _), len)| format!("{b:<len$}")),
     ];
-    (prop::option::weighted(0.95, text), any::<bool>(), any::<bool>()).prop_map(|(text, encode, flag)| ApiBody { text, encode, flag })
+    (prop::option::weighted(0.95, text), any::<bool>(), any::<bool>())
+        .prop_map(|(text, encode, flag)| ApiBody { text, encode, flag })
 }
 
 /// What the handler should decode, done independently: `None` when the body cannot be read.
 fn api_body_bytes(body: &ApiBody) -> (Option<String>, Option<Vec<u8>>) {
-    let sent = body.text.as_ref().map(|t| if body.encode { base64::engine::general_purpose::STANDARD.encode(t) } else { t.clone() });
+    let sent = body.text.as_ref().map(|t| {
+        if body.encode {
+            base64::engine::general_purpose::STANDARD.encode(t)
+        } else {
+            t.clone()
+        }
+    });
     let decoded = match (&sent, body.flag) {
         (None, _) => Some(Vec::new()),
         (Some(s), false) => Some(s.as_bytes().to_vec()),
@@ -654,10 +740,14 @@ proptest! {
 
 /// Classifies, checks the kind against the shape, and runs what the dispatcher runs next.
 fn check_classify(event: Value) -> Result<(), TestCaseError> {
-    let looks_api = event.get("version").and_then(Value::as_str) == Some("2.0") && event.pointer("/requestContext/http").is_some();
+    let looks_api = event.get("version").and_then(Value::as_str) == Some("2.0")
+        && event.pointer("/requestContext/http").is_some();
     let records = event.get("Records").and_then(Value::as_array);
-    let looks_sqs =
-        records.is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")));
+    let looks_sqs = records.is_some_and(|r| {
+        !r.is_empty()
+            && r.iter()
+                .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+    });
     match trigger::classify(event.clone()) {
         Trigger::Api(request) => {
             prop_assert!(looks_api);
@@ -797,7 +887,17 @@ proptest! {
 fn the_oracle_agrees_with_the_documented_examples() {
     let id = "8c2f7e1a-4b3d-4e5f-9a6b-7c8d9e0f1a2b";
     assert!(oracle(format!(r#"{{"leafUserId":"{id}"}}"#).as_bytes()).is_some());
-    assert!(oracle(format!(r#"{{"leafUserId":"{}","force":true,"reason":"x"}}"#, id.to_uppercase()).as_bytes()).unwrap().force);
+    assert!(
+        oracle(
+            format!(
+                r#"{{"leafUserId":"{}","force":true,"reason":"x"}}"#,
+                id.to_uppercase()
+            )
+            .as_bytes()
+        )
+        .unwrap()
+        .force
+    );
     for bad in [
         String::new(),
         "{}".into(),

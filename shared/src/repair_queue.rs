@@ -91,12 +91,22 @@ impl BatchSink for SqsSink {
                     .expect("id and body are always set")
             })
             .collect();
-        let output =
-            self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await.map_err(send_error)?;
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(send_error)?;
         Ok(output
             .failed()
             .iter()
-            .map(|f| Refused { id: f.id().to_owned(), code: f.code().to_owned(), sender_fault: f.sender_fault() })
+            .map(|f| Refused {
+                id: f.id().to_owned(),
+                code: f.code().to_owned(),
+                sender_fault: f.sender_fault(),
+            })
             .collect())
     }
 }
@@ -104,12 +114,20 @@ impl BatchSink for SqsSink {
 fn send_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> ConnectorError {
     let code = e.code().unwrap_or("no answer").to_owned();
     match code.as_str() {
-        "AccessDenied" | "AccessDeniedException" | "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" | "InvalidAddress" => {
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "AWS.SimpleQueueService.NonExistentQueue"
+        | "QueueDoesNotExist"
+        | "InvalidAddress" => {
             ConnectorError::Configuration(format!("SQS {SEND_BATCH} to CONNECT_QUEUE_URL: {code}"))
         }
-        _ if matches!(e, SdkError::TimeoutError(_)) => {
-            UpstreamError::new(Service::Sqs, SEND_BATCH, UpstreamKind::Timeout, "no answer in time").into()
-        }
+        _ if matches!(e, SdkError::TimeoutError(_)) => UpstreamError::new(
+            Service::Sqs,
+            SEND_BATCH,
+            UpstreamKind::Timeout,
+            "no answer in time",
+        )
+        .into(),
         _ => UpstreamError::new(Service::Sqs, SEND_BATCH, UpstreamKind::Unavailable, code).into(),
     }
 }
@@ -121,7 +139,12 @@ pub struct SqsRepairQueue {
 
 impl SqsRepairQueue {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self { sink: Arc::new(SqsSink { client, queue_url: queue_url.into() }) }
+        Self {
+            sink: Arc::new(SqsSink {
+                client,
+                queue_url: queue_url.into(),
+            }),
+        }
     }
 
     /// Sends one batch, then again only the entries SQS reported failed on its side.
@@ -132,7 +155,9 @@ impl SqsRepairQueue {
             let refused = self.sink.send_batch(&pending).await?;
             let mut retry = Vec::new();
             for r in refused {
-                let Some(at) = pending.iter().position(|e| e.id == r.id) else { continue };
+                let Some(at) = pending.iter().position(|e| e.id == r.id) else {
+                    continue;
+                };
                 let entry = pending.swap_remove(at);
                 if r.sender_fault || attempt == MAX_ATTEMPTS {
                     given_up += 1;
@@ -144,7 +169,11 @@ impl SqsRepairQueue {
             if retry.is_empty() {
                 break;
             }
-            tracing::warn!(entries = retry.len(), attempt, "SQS refused part of a batch: sending those entries again");
+            tracing::warn!(
+                entries = retry.len(),
+                attempt,
+                "SQS refused part of a batch: sending those entries again"
+            );
             tokio::time::sleep(FIRST_PAUSE * 2u32.pow(attempt - 1)).await;
             pending = retry;
         }
@@ -175,7 +204,10 @@ impl RepairQueue for SqsRepairQueue {
 
 /// `<leafUserId>-<run id>`, cut to what SQS accepts (128 characters of letters, digits and punctuation).
 pub fn dedup_id(leaf_user_id: &Uuid, run_id: &str) -> String {
-    let run: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')).collect();
+    let run: String = run_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        .collect();
     let mut id = format!("{leaf_user_id}-{run}");
     id.truncate(128);
     id
@@ -204,13 +236,23 @@ mod tests {
             self.calls.lock().unwrap().push(entries.to_vec());
             let next = self.script.lock().unwrap().pop_front().unwrap_or(Ok(vec![]));
             next.map(|refused| {
-                refused.into_iter().map(|(id, sender_fault)| Refused { id: id.into(), code: "X".into(), sender_fault }).collect()
+                refused
+                    .into_iter()
+                    .map(|(id, sender_fault)| Refused {
+                        id: id.into(),
+                        code: "X".into(),
+                        sender_fault,
+                    })
+                    .collect()
             })
         }
     }
 
     fn queue(script: Vec<Answer>) -> (SqsRepairQueue, Arc<ScriptedSink>) {
-        let sink = Arc::new(ScriptedSink { script: Mutex::new(script.into()), ..Default::default() });
+        let sink = Arc::new(ScriptedSink {
+            script: Mutex::new(script.into()),
+            ..Default::default()
+        });
         (SqsRepairQueue { sink: sink.clone() }, sink)
     }
 
@@ -219,7 +261,13 @@ mod tests {
     }
 
     fn repairs(n: usize) -> Vec<RepairRequest> {
-        (0..n).map(|_| RepairRequest { leaf_user_id: Uuid::new_v4(), force: false, reason: "INVALID".into() }).collect()
+        (0..n)
+            .map(|_| RepairRequest {
+                leaf_user_id: Uuid::new_v4(),
+                force: false,
+                reason: "INVALID".into(),
+            })
+            .collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -234,9 +282,17 @@ mod tests {
         assert_eq!(first.group_id, id.to_string());
         assert_eq!(first.dedup_id, format!("{id}-run-1"));
         let body: serde_json::Value = serde_json::from_str(&first.body).unwrap();
-        assert_eq!(body, serde_json::json!({"leafUserId": id.to_string(), "force": false, "reason": "INVALID"}));
+        assert_eq!(
+            body,
+            serde_json::json!({"leafUserId": id.to_string(), "force": false, "reason": "INVALID"})
+        );
         assert!(
-            calls.iter().all(|c| c.iter().map(|e| &e.id).collect::<std::collections::HashSet<_>>().len() == c.len()),
+            calls.iter().all(|c| c
+                .iter()
+                .map(|e| &e.id)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == c.len()),
             "ids unique per batch"
         );
     }
@@ -254,7 +310,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sender_faults_are_not_retried_and_retries_are_bounded() {
-        let (q, sink) = queue(vec![Ok(vec![("0", true), ("1", false)]), Ok(vec![("1", false)]), Ok(vec![("1", false)])]);
+        let (q, sink) = queue(vec![
+            Ok(vec![("0", true), ("1", false)]),
+            Ok(vec![("1", false)]),
+            Ok(vec![("1", false)]),
+        ]);
         assert_eq!(q.enqueue("r", &repairs(3)).await.unwrap(), 1);
         let calls = calls(&sink);
         assert_eq!(calls.len() as u32, MAX_ATTEMPTS);
@@ -272,7 +332,10 @@ mod tests {
     #[test]
     fn dedup_ids_fit_sqs_rules() {
         let id = Uuid::new_v4();
-        assert_eq!(dedup_id(&id, "8f1b2c3d-0000-4000-8000-000000000001"), format!("{id}-8f1b2c3d-0000-4000-8000-000000000001"));
+        assert_eq!(
+            dedup_id(&id, "8f1b2c3d-0000-4000-8000-000000000001"),
+            format!("{id}-8f1b2c3d-0000-4000-8000-000000000001")
+        );
         let odd = dedup_id(&id, &format!("a b/{}", "x".repeat(300)));
         assert!(odd.len() == 128 && !odd.contains(' ') && !odd.contains('/'));
     }

@@ -20,15 +20,27 @@ pub struct BadRequest(pub String);
 pub fn parse_connect_body(body: &[u8]) -> Result<ConnectRequest, BadRequest> {
     let bad = |m: &str| BadRequest(m.to_owned());
     if body.len() > MAX_BODY_BYTES {
-        return Err(BadRequest(format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024)));
+        return Err(BadRequest(format!(
+            "the body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        )));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("the body is empty: expected {\"leafUserId\": \"<uuid>\"}"));
     }
-    let json: serde_json::Value = serde_json::from_slice(body).map_err(|_| bad("the body is not valid JSON"))?;
-    let object = json.as_object().ok_or_else(|| bad("the body must be a JSON object"))?;
-    if let Some(unknown) = object.keys().find(|k| !matches!(k.as_str(), "leafUserId" | "force" | "reason")) {
-        return Err(BadRequest(format!("unknown field {}: expected leafUserId, force", field_name_for_humans(unknown))));
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| bad("the body is not valid JSON"))?;
+    let object = json
+        .as_object()
+        .ok_or_else(|| bad("the body must be a JSON object"))?;
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "leafUserId" | "force" | "reason"))
+    {
+        return Err(BadRequest(format!(
+            "unknown field {}: expected leafUserId, force",
+            field_name_for_humans(unknown)
+        )));
     }
     let leaf_user_id = match object.get("leafUserId") {
         None | Some(serde_json::Value::Null) => return Err(bad("`leafUserId` is required")),
@@ -40,7 +52,10 @@ pub fn parse_connect_body(body: &[u8]) -> Result<ConnectRequest, BadRequest> {
         Some(serde_json::Value::Bool(force)) => *force,
         Some(_) => return Err(bad("`force` must be true or false")),
     };
-    if object.get("reason").is_some_and(|r| !r.is_string() && !r.is_null()) {
+    if object
+        .get("reason")
+        .is_some_and(|r| !r.is_string() && !r.is_null())
+    {
         return Err(bad("`reason` must be a string"));
     }
     Ok(ConnectRequest { leaf_user_id, force })
@@ -49,15 +64,25 @@ pub fn parse_connect_body(body: &[u8]) -> Result<ConnectRequest, BadRequest> {
 /// A field name fit to repeat in a message or a log line: a short identifier is quoted (it
 /// helps with typos such as `Force`); anything else could be pasted data, and is not.
 pub fn field_name_for_humans(name: &str) -> String {
-    let identifier = !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if identifier { format!("`{name}`") } else { "(a name that is not a short identifier)".to_owned() }
+    let identifier = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if identifier {
+        format!("`{name}`")
+    } else {
+        "(a name that is not a short identifier)".to_owned()
+    }
 }
 
 /// A Leaf user id: a UUID in its hyphenated form.
 pub fn parse_leaf_user_id(text: &str) -> Result<Uuid, BadRequest> {
     match Uuid::try_parse(text) {
         Ok(id) if text.len() == 36 => Ok(id),
-        _ => Err(BadRequest("`leafUserId` must be a UUID such as 1b3c5d7e-0000-4000-8000-000000000000".into())),
+        _ => Err(BadRequest(
+            "`leafUserId` must be a UUID such as 1b3c5d7e-0000-4000-8000-000000000000".into(),
+        )),
     }
 }
 
@@ -72,7 +97,10 @@ mod tests {
         let r = parse_connect_body(format!(r#"{{"leafUserId":"{ID}"}}"#).as_bytes()).unwrap();
         assert_eq!(r.leaf_user_id.to_string(), ID);
         assert!(!r.force);
-        let r = parse_connect_body(format!(r#"{{"leafUserId":"{ID}","force":true,"reason":"INVALID"}}"#).as_bytes()).unwrap();
+        let r = parse_connect_body(
+            format!(r#"{{"leafUserId":"{ID}","force":true,"reason":"INVALID"}}"#).as_bytes(),
+        )
+        .unwrap();
         assert!(r.force);
         let upper = ID.to_uppercase();
         let r = parse_connect_body(format!(r#"{{"leafUserId":"{upper}","force":null}}"#).as_bytes()).unwrap();
@@ -89,12 +117,33 @@ mod tests {
             (r#"{"leafUserId":null}"#.into(), "required"),
             (r#"{"leafUserId":42}"#.into(), "must be a string"),
             (r#"{"leafUserId":"not-a-uuid"}"#.into(), "must be a UUID"),
-            (r#"{"leafUserId":"8c2f7e1a4b3d4e5f9a6b7c8d9e0f1a2b"}"#.into(), "must be a UUID"),
-            (format!(r#"{{"leafUserId":"{ID}","force":"yes"}}"#), "true or false"),
-            (format!(r#"{{"leafUserId":"{ID}","reason":5}}"#), "must be a string"),
-            (format!(r#"{{"leafUserId":"{ID}","password":"hunter2"}}"#), "unknown field `password`"),
-            (format!(r#"{{"leafUserId":"{ID}","pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES)), "larger than 16 KiB"),
-            (format!(r#"{{"leafUserId":"{ID}","hunter2 pasted here!":1}}"#), "not a short identifier"),
+            (
+                r#"{"leafUserId":"8c2f7e1a4b3d4e5f9a6b7c8d9e0f1a2b"}"#.into(),
+                "must be a UUID",
+            ),
+            (
+                format!(r#"{{"leafUserId":"{ID}","force":"yes"}}"#),
+                "true or false",
+            ),
+            (
+                format!(r#"{{"leafUserId":"{ID}","reason":5}}"#),
+                "must be a string",
+            ),
+            (
+                format!(r#"{{"leafUserId":"{ID}","password":"hunter2"}}"#),
+                "unknown field `password`",
+            ),
+            (
+                format!(
+                    r#"{{"leafUserId":"{ID}","pad":"{}"}}"#,
+                    "x".repeat(MAX_BODY_BYTES)
+                ),
+                "larger than 16 KiB",
+            ),
+            (
+                format!(r#"{{"leafUserId":"{ID}","hunter2 pasted here!":1}}"#),
+                "not a short identifier",
+            ),
         ];
         for (body, expected) in cases {
             let err = parse_connect_body(body.as_bytes()).unwrap_err();

@@ -62,7 +62,11 @@ mod tests {
     use super::*;
 
     fn settings() -> HttpSettings {
-        HttpSettings { base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1), ..HttpSettings::default() }
+        HttpSettings {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..HttpSettings::default()
+        }
     }
 
     #[test]
@@ -86,7 +90,11 @@ mod tests {
         }
         assert_eq!(exponential_step(&s, 1), Duration::from_millis(100));
         assert_eq!(exponential_step(&s, 3), Duration::from_millis(400));
-        assert_eq!(exponential_step(&s, 10), Duration::from_secs(1), "capped at max_delay");
+        assert_eq!(
+            exponential_step(&s, 10),
+            Duration::from_secs(1),
+            "capped at max_delay"
+        );
         assert_eq!(exponential_step(&s, 100), Duration::from_secs(1), "no overflow");
     }
 
@@ -100,10 +108,16 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("3", now), RetryAfter::Wait(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("3", now),
+            RetryAfter::Wait(Duration::from_secs(3))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), RetryAfter::Wait(Duration::ZERO));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(parse_retry_after(&later, now), RetryAfter::Wait(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            RetryAfter::Wait(Duration::from_secs(7))
+        );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
         assert_eq!(parse_retry_after(&past, now), RetryAfter::Wait(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), RetryAfter::Unparseable);
@@ -112,7 +126,10 @@ mod tests {
 
     #[test]
     fn retry_after_wins_but_is_capped() {
-        let s = HttpSettings { retry_after_cap: Duration::from_secs(5), ..settings() };
+        let s = HttpSettings {
+            retry_after_cap: Duration::from_secs(5),
+            ..settings()
+        };
         assert_eq!(next_delay(&s, 1, Some("2")), Some(Duration::from_secs(2)));
         assert_eq!(next_delay(&s, 1, Some("60")), None);
         assert!(next_delay(&s, 1, Some("garbage")).unwrap() <= Duration::from_millis(100));

@@ -50,14 +50,23 @@ impl SecretSource for SecretsManagerSource {
         match self.client.get_secret_value().secret_id(secret_id).send().await {
             Ok(output) => match output.secret_string() {
                 Some(value) => Ok(Some(SecretString::from(value))),
-                None => Err(FetchError::Denied("the secret holds binary data, not a JSON string".into())),
+                None => Err(FetchError::Denied(
+                    "the secret holds binary data, not a JSON string".into(),
+                )),
             },
             Err(SdkError::ServiceError(e)) => match e.err() {
                 // A secret scheduled for deletion answers InvalidRequest: for us it is gone.
-                GetSecretValueError::ResourceNotFoundException(_) | GetSecretValueError::InvalidRequestException(_) => Ok(None),
-                GetSecretValueError::DecryptionFailure(_) => Err(FetchError::Denied("KMS could not decrypt the secret".into())),
-                other if other.code() == Some("AccessDeniedException") => Err(FetchError::Denied("access denied".into())),
-                other => Err(FetchError::Unavailable(other.code().unwrap_or("service error").to_owned())),
+                GetSecretValueError::ResourceNotFoundException(_)
+                | GetSecretValueError::InvalidRequestException(_) => Ok(None),
+                GetSecretValueError::DecryptionFailure(_) => {
+                    Err(FetchError::Denied("KMS could not decrypt the secret".into()))
+                }
+                other if other.code() == Some("AccessDeniedException") => {
+                    Err(FetchError::Denied("access denied".into()))
+                }
+                other => Err(FetchError::Unavailable(
+                    other.code().unwrap_or("service error").to_owned(),
+                )),
             },
             // Timeouts, connection failures and throttling that outlasted the SDK's own retries.
             Err(other) => Err(FetchError::Unavailable(error_chain(&other))),
@@ -80,7 +89,11 @@ pub struct SecretCache {
 
 impl SecretCache {
     pub fn new(source: Arc<dyn SecretSource>, ttl: Duration) -> Self {
-        Self { source, ttl, entries: Mutex::new(HashMap::new()) }
+        Self {
+            source,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn get(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError> {
@@ -89,7 +102,10 @@ impl SecretCache {
         }
         let value = self.source.fetch(secret_id).await?;
         if let Some(value) = &value {
-            let entry = Cached { value: value.clone(), fetched: Instant::now() };
+            let entry = Cached {
+                value: value.clone(),
+                fetched: Instant::now(),
+            };
             self.lock().insert(secret_id.to_owned(), entry);
         }
         Ok(value)
@@ -103,7 +119,9 @@ impl SecretCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         // A panic while holding the lock cannot leave the map half-written: recover it.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -113,9 +131,14 @@ pub async fn within<T>(
     deadline: &crate::http::Deadline,
     read: impl Future<Output = Result<T, ConnectorError>>,
 ) -> Result<T, ConnectorError> {
-    tokio::time::timeout(deadline.remaining(), read).await.unwrap_or_else(|_| {
-        Err(ConnectorError::SecretsUnavailable { secret_id: "(any)".into(), detail: "no answer before the deadline".into() })
-    })
+    tokio::time::timeout(deadline.remaining(), read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::SecretsUnavailable {
+                secret_id: "(any)".into(),
+                detail: "no answer before the deadline".into(),
+            })
+        })
 }
 
 /// A grower's Stara login, from secret `<prefix><leafUserId>`.
@@ -162,8 +185,13 @@ impl Secrets {
 
     async fn read(&self, secret_id: &str) -> Result<Option<SecretString>, ConnectorError> {
         self.cache.get(secret_id).await.map_err(|e| match e {
-            FetchError::Unavailable(detail) => ConnectorError::SecretsUnavailable { secret_id: secret_id.to_owned(), detail },
-            FetchError::Denied(detail) => ConnectorError::Configuration(format!("secret `{secret_id}`: {detail}")),
+            FetchError::Unavailable(detail) => ConnectorError::SecretsUnavailable {
+                secret_id: secret_id.to_owned(),
+                detail,
+            },
+            FetchError::Denied(detail) => {
+                ConnectorError::Configuration(format!("secret `{secret_id}`: {detail}"))
+            }
         })
     }
 }
@@ -172,9 +200,17 @@ impl Secrets {
 impl GrowerLogins for Secrets {
     async fn grower_login(&self, leaf_user_id: &Uuid) -> Result<StaraLogin, ConnectorError> {
         let secret_id = format!("{}{}", self.grower_prefix, leaf_user_id);
-        let value = self.read(&secret_id).await?.ok_or_else(|| ConnectorError::GrowerLoginNotFound { secret_id: secret_id.clone() })?;
+        let value = self
+            .read(&secret_id)
+            .await?
+            .ok_or_else(|| ConnectorError::GrowerLoginNotFound {
+                secret_id: secret_id.clone(),
+            })?;
         let (login, password) =
-            parse_login(&value, "login").map_err(|reason| ConnectorError::GrowerLoginMalformed { secret_id: secret_id.clone(), reason })?;
+            parse_login(&value, "login").map_err(|reason| ConnectorError::GrowerLoginMalformed {
+                secret_id: secret_id.clone(),
+                reason,
+            })?;
         Ok(StaraLogin { login, password })
     }
 }
@@ -183,10 +219,12 @@ impl GrowerLogins for Secrets {
 impl LeafOwner for Secrets {
     async fn leaf_owner(&self) -> Result<LeafOwnerLogin, ConnectorError> {
         let id = &self.leaf_secret_id;
-        let value =
-            self.read(id).await?.ok_or_else(|| ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) does not exist")))?;
-        let (username, password) = parse_login(&value, "username")
-            .map_err(|reason| ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) is malformed: {reason}")))?;
+        let value = self.read(id).await?.ok_or_else(|| {
+            ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) does not exist"))
+        })?;
+        let (username, password) = parse_login(&value, "username").map_err(|reason| {
+            ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) is malformed: {reason}"))
+        })?;
         Ok(LeafOwnerLogin { username, password })
     }
 }
@@ -194,7 +232,8 @@ impl LeafOwner for Secrets {
 /// Parses `{"<name_field>": "...", "password": "..."}`. The reasons it gives are fixed texts:
 /// a parser's own message could quote the value it choked on.
 fn parse_login(value: &SecretString, name_field: &str) -> Result<(String, SecretString), String> {
-    let json: serde_json::Value = serde_json::from_str(value.expose_secret()).map_err(|_| "not valid JSON".to_owned())?;
+    let json: serde_json::Value =
+        serde_json::from_str(value.expose_secret()).map_err(|_| "not valid JSON".to_owned())?;
     let object = json.as_object().ok_or("not a JSON object")?;
     let name = match object.get(name_field) {
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -228,14 +267,21 @@ mod tests {
             if let Some(e) = self.fail.lock().unwrap().clone() {
                 return Err(e);
             }
-            Ok(self.values.lock().unwrap().get(secret_id).map(|v| SecretString::from(v.as_str())))
+            Ok(self
+                .values
+                .lock()
+                .unwrap()
+                .get(secret_id)
+                .map(|v| SecretString::from(v.as_str())))
         }
     }
 
     fn setup(ttl: Duration) -> (Arc<MapSource>, Secrets) {
         let source = Arc::new(MapSource::default());
-        let config =
-            Config { secret_cache_ttl: ttl, ..Config::from_lookup(|k| (k == "LEAF_SECRET_ID").then(|| "leaf-owner".to_owned())).unwrap() };
+        let config = Config {
+            secret_cache_ttl: ttl,
+            ..Config::from_lookup(|k| (k == "LEAF_SECRET_ID").then(|| "leaf-owner".to_owned())).unwrap()
+        };
         (source.clone(), Secrets::new(source, &config))
     }
 
@@ -243,7 +289,10 @@ mod tests {
     async fn a_cached_secret_is_read_once_within_the_ttl() {
         let (source, secrets) = setup(Duration::from_secs(300));
         let user = Uuid::new_v4();
-        source.values.lock().unwrap().insert(format!("stara-connect/growers/{user}"), r#"{"login":"g","password":"pw-1"}"#.into());
+        source.values.lock().unwrap().insert(
+            format!("stara-connect/growers/{user}"),
+            r#"{"login":"g","password":"pw-1"}"#.into(),
+        );
         for _ in 0..5 {
             let login = secrets.grower_login(&user).await.unwrap();
             assert_eq!(login.login, "g");
@@ -255,7 +304,10 @@ mod tests {
     #[tokio::test]
     async fn an_expired_entry_is_read_again() {
         let (source, secrets) = setup(Duration::ZERO);
-        source.values.lock().unwrap().insert("leaf-owner".into(), r#"{"username":"owner","password":"pw"}"#.into());
+        source.values.lock().unwrap().insert(
+            "leaf-owner".into(),
+            r#"{"username":"owner","password":"pw"}"#.into(),
+        );
         secrets.leaf_owner().await.unwrap();
         secrets.leaf_owner().await.unwrap();
         assert_eq!(source.calls.load(Ordering::SeqCst), 2);
@@ -266,8 +318,16 @@ mod tests {
         let (source, secrets) = setup(Duration::from_secs(300));
         let user = Uuid::new_v4();
         let err = secrets.grower_login(&user).await.unwrap_err();
-        assert_eq!(err, ConnectorError::GrowerLoginNotFound { secret_id: format!("stara-connect/growers/{user}") });
-        source.values.lock().unwrap().insert(format!("stara-connect/growers/{user}"), r#"{"login":"g","password":"p"}"#.into());
+        assert_eq!(
+            err,
+            ConnectorError::GrowerLoginNotFound {
+                secret_id: format!("stara-connect/growers/{user}")
+            }
+        );
+        source.values.lock().unwrap().insert(
+            format!("stara-connect/growers/{user}"),
+            r#"{"login":"g","password":"p"}"#.into(),
+        );
         assert!(secrets.grower_login(&user).await.is_ok());
     }
 
@@ -280,13 +340,22 @@ mod tests {
             ("hunter2-not-json", "not valid JSON"),
             (r#"["hunter2"]"#, "not a JSON object"),
             (r#"{"password":"hunter2"}"#, "`login` is missing"),
-            (r#"{"login":"g","password":12345678}"#, "`password` must be a non-empty string"),
+            (
+                r#"{"login":"g","password":12345678}"#,
+                "`password` must be a non-empty string",
+            ),
             (r#"{"login":"g"}"#, "`password` is missing"),
         ] {
             source.values.lock().unwrap().insert(id.clone(), body.into());
             secrets.cache.lock().clear();
             let err = secrets.grower_login(&user).await.unwrap_err();
-            assert_eq!(err, ConnectorError::GrowerLoginMalformed { secret_id: id.clone(), reason: reason.into() });
+            assert_eq!(
+                err,
+                ConnectorError::GrowerLoginMalformed {
+                    secret_id: id.clone(),
+                    reason: reason.into()
+                }
+            );
             let text = err.to_string();
             assert!(!text.contains("hunter2") && !text.contains("12345678"), "{text}");
         }
@@ -319,7 +388,10 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_passwords() {
-        let login = StaraLogin { login: "g".into(), password: SecretString::from("hunter2") };
+        let login = StaraLogin {
+            login: "g".into(),
+            password: SecretString::from("hunter2"),
+        };
         assert!(!format!("{login:?}").contains("hunter2"));
     }
 }

@@ -24,7 +24,11 @@ pub struct StaraTokens {
 /// Turns a grower's Stara login into the tokens Leaf needs.
 #[async_trait]
 pub trait StaraApi: Send + Sync {
-    async fn issue_tokens(&self, login: &StaraLogin, deadline: &Deadline) -> Result<StaraTokens, ConnectorError>;
+    async fn issue_tokens(
+        &self,
+        login: &StaraLogin,
+        deadline: &Deadline,
+    ) -> Result<StaraTokens, ConnectorError>;
 }
 
 pub struct StaraClient {
@@ -37,10 +41,19 @@ const TOKEN: &str = "POST /token";
 
 impl StaraClient {
     pub fn new(http: HttpClient, base_url: impl Into<String>) -> Self {
-        Self { http, base_url: base_url.into() }
+        Self {
+            http,
+            base_url: base_url.into(),
+        }
     }
 
-    async fn post(&self, operation: &'static str, path: &str, body: &[u8], deadline: &Deadline) -> Result<Reply, ConnectorError> {
+    async fn post(
+        &self,
+        operation: &'static str,
+        path: &str,
+        body: &[u8],
+        deadline: &Deadline,
+    ) -> Result<Reply, ConnectorError> {
         let call = Call {
             service: Service::Stara,
             operation,
@@ -53,14 +66,21 @@ impl StaraClient {
     }
 
     /// Step 1: the grower's login for an `apiKey`.
-    pub async fn authenticate(&self, login: &StaraLogin, deadline: &Deadline) -> Result<SecretString, ConnectorError> {
+    pub async fn authenticate(
+        &self,
+        login: &StaraLogin,
+        deadline: &Deadline,
+    ) -> Result<SecretString, ConnectorError> {
         #[derive(Serialize)]
         struct Body<'a> {
             login: &'a str,
             password: &'a str,
         }
-        let body = serde_json::to_vec(&Body { login: &login.login, password: login.password.expose_secret() })
-            .expect("two strings always serialise");
+        let body = serde_json::to_vec(&Body {
+            login: &login.login,
+            password: login.password.expose_secret(),
+        })
+        .expect("two strings always serialise");
         let reply = self.post(AUTH, "/autenticacao", &body, deadline).await?;
         match reply.status {
             200..=299 => {
@@ -74,19 +94,36 @@ impl StaraClient {
     }
 
     /// Step 2: the `apiKey` for the three OAuth tokens.
-    pub async fn tokens(&self, api_key: SecretString, deadline: &Deadline) -> Result<StaraTokens, ConnectorError> {
+    pub async fn tokens(
+        &self,
+        api_key: SecretString,
+        deadline: &Deadline,
+    ) -> Result<StaraTokens, ConnectorError> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Body<'a> {
             api_key: &'a str,
         }
-        let body = serde_json::to_vec(&Body { api_key: api_key.expose_secret() }).expect("a string always serialises");
+        let body = serde_json::to_vec(&Body {
+            api_key: api_key.expose_secret(),
+        })
+        .expect("a string always serialises");
         let reply = self.post(TOKEN, "/token", &body, deadline).await?;
         match reply.status {
             200..=299 => {
-                let mut fields = json_fields(&reply, TOKEN, &["accessToken", "accessTokenClient", "refreshToken"])?.into_iter();
+                let mut fields = json_fields(
+                    &reply,
+                    TOKEN,
+                    &["accessToken", "accessTokenClient", "refreshToken"],
+                )?
+                .into_iter();
                 let mut next = || fields.next().expect("json_fields returns one value per name");
-                Ok(StaraTokens { api_key, access_token: next(), access_token_client: next(), refresh_token: next() })
+                Ok(StaraTokens {
+                    api_key,
+                    access_token: next(),
+                    access_token_client: next(),
+                    refresh_token: next(),
+                })
             }
             status => Err(unexpected(TOKEN, status)),
         }
@@ -95,7 +132,11 @@ impl StaraClient {
 
 #[async_trait]
 impl StaraApi for StaraClient {
-    async fn issue_tokens(&self, login: &StaraLogin, deadline: &Deadline) -> Result<StaraTokens, ConnectorError> {
+    async fn issue_tokens(
+        &self,
+        login: &StaraLogin,
+        deadline: &Deadline,
+    ) -> Result<StaraTokens, ConnectorError> {
         let api_key = self.authenticate(login, deadline).await?;
         self.tokens(api_key, deadline).await
     }
@@ -107,10 +148,21 @@ fn unexpected(operation: &'static str, status: u16) -> ConnectorError {
 
 /// Reads non-empty string fields from a JSON answer, in the order asked. The error names the
 /// missing field; it never quotes the body, which holds keys.
-fn json_fields(reply: &Reply, operation: &'static str, names: &[&str]) -> Result<Vec<SecretString>, ConnectorError> {
-    let bad = |detail: String| ConnectorError::from(UpstreamError::new(Service::Stara, operation, UpstreamKind::BadGateway, detail));
-    let json: serde_json::Value =
-        serde_json::from_slice(&reply.body).map_err(|_| bad(format!("HTTP {} with a body that is not JSON", reply.status)))?;
+fn json_fields(
+    reply: &Reply,
+    operation: &'static str,
+    names: &[&str],
+) -> Result<Vec<SecretString>, ConnectorError> {
+    let bad = |detail: String| {
+        ConnectorError::from(UpstreamError::new(
+            Service::Stara,
+            operation,
+            UpstreamKind::BadGateway,
+            detail,
+        ))
+    };
+    let json: serde_json::Value = serde_json::from_slice(&reply.body)
+        .map_err(|_| bad(format!("HTTP {} with a body that is not JSON", reply.status)))?;
     names
         .iter()
         .map(|name| match json.get(name) {

@@ -68,7 +68,11 @@ fn schedule(event: &Value) -> Option<Schedule> {
         (Some(SCHEDULER_SOURCE), _, Some(SCHEDULER_ACTION)) => ScheduleKind::Scheduler,
         _ => return None,
     };
-    Some(Schedule { kind, event_id: text("id").map(str::to_owned), time: text("time").map(str::to_owned) })
+    Some(Schedule {
+        kind,
+        event_id: text("id").map(str::to_owned),
+        time: text("time").map(str::to_owned),
+    })
 }
 
 /// Looks at the event's shape: API Gateway 2.0 has `version: "2.0"` and `requestContext.http`;
@@ -77,25 +81,38 @@ pub fn classify(event: Value) -> Trigger {
     if let Some(schedule) = schedule(&event) {
         return Trigger::Schedule(schedule);
     }
-    if event.get("version").and_then(Value::as_str) == Some("2.0") && event.pointer("/requestContext/http").is_some() {
+    if event.get("version").and_then(Value::as_str) == Some("2.0")
+        && event.pointer("/requestContext/http").is_some()
+    {
         return match serde_json::from_value(event) {
             Ok(request) => Trigger::Api(Box::new(request)),
-            Err(_) => Trigger::Unsupported("an API Gateway 2.0 event that does not follow the payload format".into()),
+            Err(_) => Trigger::Unsupported(
+                "an API Gateway 2.0 event that does not follow the payload format".into(),
+            ),
         };
     }
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let all_sqs = !records.is_empty() && records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"));
+        let all_sqs = !records.is_empty()
+            && records
+                .iter()
+                .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"));
         if all_sqs {
             return match serde_json::from_value(event) {
                 Ok(batch) => Trigger::Sqs(batch),
-                Err(_) => Trigger::Unsupported("an SQS event whose records do not follow the SQS format".into()),
+                Err(_) => {
+                    Trigger::Unsupported("an SQS event whose records do not follow the SQS format".into())
+                }
             };
         }
         return Trigger::Unsupported("a `Records` event that is not from SQS".into());
     }
     let kind = match &event {
         Value::Object(map) => {
-            let keys: Vec<String> = map.keys().take(5).map(|k| crate::request::field_name_for_humans(k)).collect();
+            let keys: Vec<String> = map
+                .keys()
+                .take(5)
+                .map(|k| crate::request::field_name_for_humans(k))
+                .collect();
             format!("an object with keys [{}]", keys.join(", "))
         }
         Value::Array(_) => "an array".to_owned(),
@@ -129,7 +146,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match classify(fixture("verify-schedule-scheduler.json")) {
-            Trigger::Schedule(s) => assert_eq!(s, Schedule { kind: ScheduleKind::Scheduler, event_id: None, time: None }),
+            Trigger::Schedule(s) => assert_eq!(
+                s,
+                Schedule {
+                    kind: ScheduleKind::Scheduler,
+                    event_id: None,
+                    time: None
+                }
+            ),
             other => panic!("{other:?}"),
         }
     }
@@ -142,7 +166,10 @@ mod tests {
             serde_json::json!({"source": "someone-else", "action": "verify-all"}),
             serde_json::json!({"detail-type": "Scheduled Event"}),
         ] {
-            assert!(matches!(classify(event.clone()), Trigger::Unsupported(_)), "{event}");
+            assert!(
+                matches!(classify(event.clone()), Trigger::Unsupported(_)),
+                "{event}"
+            );
         }
     }
 
@@ -157,7 +184,10 @@ mod tests {
             serde_json::json!({"version": "2.0", "requestContext": {"http": 5}}),
             serde_json::json!({"Records": [{"eventSource": "aws:sqs", "body": 5}]}),
         ] {
-            assert!(matches!(classify(event.clone()), Trigger::Unsupported(_)), "{event}");
+            assert!(
+                matches!(classify(event.clone()), Trigger::Unsupported(_)),
+                "{event}"
+            );
         }
     }
 }

@@ -83,13 +83,20 @@ impl Verifier {
     /// How one grower's connection stands: the credentials and their events, asked for at the
     /// same time, so a check costs one upstream round trip rather than two.
     pub async fn check(&self, user: &Uuid, deadline: &Deadline) -> Result<ConnectionCheck, ConnectorError> {
-        let (held, events) = tokio::join!(self.leaf.get_credentials(user, deadline), self.leaf.events(user, deadline));
+        let (held, events) = tokio::join!(
+            self.leaf.get_credentials(user, deadline),
+            self.leaf.events(user, deadline)
+        );
         let Some(held) = held? else {
             // Leaf answers 404 both for "no credentials" and "no such user": ask which.
             if !self.leaf.user_exists(user, deadline).await? {
                 return Err(ConnectorError::LeafUserNotFound);
             }
-            return Ok(ConnectionCheck { assessment: health::assess(None, None), credentials: None, last_event: None });
+            return Ok(ConnectionCheck {
+                assessment: health::assess(None, None),
+                credentials: None,
+                last_event: None,
+            });
         };
         // The events only refine an `OK`; any other status decides alone, even if they failed.
         let last_event = match events {
@@ -97,7 +104,11 @@ impl Verifier {
             Err(_) if health::status_is_decisive(&held.status) => None,
             Err(e) => return Err(e),
         };
-        Ok(ConnectionCheck { assessment: health::assess(Some(&held), last_event.as_ref()), credentials: Some(held), last_event })
+        Ok(ConnectionCheck {
+            assessment: health::assess(Some(&held), last_event.as_ref()),
+            credentials: Some(held),
+            last_event,
+        })
     }
 
     /// Checks every grower `directory` lists, `settings.concurrency` at a time, and queues a
@@ -109,25 +120,37 @@ impl Verifier {
         repairs: Option<&dyn RepairQueue>,
         settings: &RunSettings,
     ) -> Result<RunSummary, ConnectorError> {
-        tracing::info!(concurrency = settings.concurrency, repair = repairs.is_some(), "verify run started");
+        tracing::info!(
+            concurrency = settings.concurrency,
+            repair = repairs.is_some(),
+            "verify run started"
+        );
         // Listing, checking and queueing repairs overlap: checks start with the first page.
         let (found, growers) = mpsc::channel::<Uuid>(LISTED_AHEAD);
         let (to_queue, queued) = mpsc::channel::<RepairRequest>(BATCH_SIZE * 4);
         let listing = list_growers(directory, found);
         let checking = self.check_all(growers, to_queue, settings);
         let sending = send_repairs(repairs, queued, &settings.run_id);
-        let (listed, mut summary, (repairs_queued, repairs_failed)) = tokio::join!(listing, checking, sending);
+        let (listed, mut summary, (repairs_queued, repairs_failed)) =
+            tokio::join!(listing, checking, sending);
         listed?;
         summary.repairs_queued = repairs_queued;
         summary.repairs_failed = repairs_failed;
         Ok(summary)
     }
 
-    async fn check_all(&self, growers: mpsc::Receiver<Uuid>, to_queue: mpsc::Sender<RepairRequest>, settings: &RunSettings) -> RunSummary {
+    async fn check_all(
+        &self,
+        growers: mpsc::Receiver<Uuid>,
+        to_queue: mpsc::Sender<RepairRequest>,
+        settings: &RunSettings,
+    ) -> RunSummary {
         let mut summary = RunSummary::default();
         let mut latency = LatencySamples::new("verify");
         let mut out_of_time = 0u64;
-        let growers = futures_util::stream::unfold(growers, |mut growers| async move { growers.recv().await.map(|user| (user, growers)) });
+        let growers = futures_util::stream::unfold(growers, |mut growers| async move {
+            growers.recv().await.map(|user| (user, growers))
+        });
         let results = growers
             .map(|user| async move {
                 if settings.deadline.is_past() {
@@ -135,7 +158,14 @@ impl Verifier {
                 }
                 let deadline = Deadline::after(settings.check_budget).min(settings.deadline);
                 let span = tracing::info_span!("verify", leafUserId = %user);
-                (user, Some(measure_upstream(self.check(&user, &deadline)).instrument(span).await))
+                (
+                    user,
+                    Some(
+                        measure_upstream(self.check(&user, &deadline))
+                            .instrument(span)
+                            .await,
+                    ),
+                )
             })
             .buffer_unordered(settings.concurrency.max(1));
         let mut results = std::pin::pin!(results);
@@ -153,7 +183,11 @@ impl Verifier {
                     summary.count(health);
                     log_check(&user, &check);
                     if let Some(reason) = check.assessment.reason {
-                        let request = RepairRequest { leaf_user_id: user, force: check.assessment.force, reason };
+                        let request = RepairRequest {
+                            leaf_user_id: user,
+                            force: check.assessment.force,
+                            reason,
+                        };
                         // A closed channel means repairing is off: nothing to do.
                         let _ = to_queue.send(request).await;
                     }
@@ -181,7 +215,10 @@ const LISTED_AHEAD: usize = 500;
 
 /// Lists every grower page by page into `found`, each id once. A failed page fails the run
 /// (the checks already started still finish and are counted).
-async fn list_growers(directory: &dyn GrowerDirectory, found: mpsc::Sender<Uuid>) -> Result<(), ConnectorError> {
+async fn list_growers(
+    directory: &dyn GrowerDirectory,
+    found: mpsc::Sender<Uuid>,
+) -> Result<(), ConnectorError> {
     let started = std::time::Instant::now();
     // Ids differing only in letter case name the same grower.
     let mut seen = std::collections::HashSet::new();
@@ -201,7 +238,12 @@ async fn list_growers(directory: &dyn GrowerDirectory, found: mpsc::Sender<Uuid>
             break;
         }
     }
-    tracing::info!(growers = seen.len(), pages, listMs = started.elapsed().as_millis() as u64, "growers listed");
+    tracing::info!(
+        growers = seen.len(),
+        pages,
+        listMs = started.elapsed().as_millis() as u64,
+        "growers listed"
+    );
     Ok(())
 }
 
@@ -210,7 +252,9 @@ fn log_check(user: &Uuid, check: &ConnectionCheck) {
     let status = check.credentials.as_ref().map(|c| c.status.as_str());
     let event_code = check.last_event.as_ref().and_then(|e| e.status_code);
     match a.health {
-        Health::Healthy => tracing::debug!(leafUserId = %user, health = a.health.as_str(), leafStatus = status, "connection healthy"),
+        Health::Healthy => {
+            tracing::debug!(leafUserId = %user, health = a.health.as_str(), leafStatus = status, "connection healthy")
+        }
         Health::Pending => {
             tracing::info!(leafUserId = %user, health = a.health.as_str(), leafStatus = status, "connection pending: left alone")
         }
@@ -222,7 +266,11 @@ fn log_check(user: &Uuid, check: &ConnectionCheck) {
 
 /// Sends the repairs the checks produce, up to ten per call, while the checks go on. Without
 /// a queue, the repairs are dropped. Returns (queued, failed).
-async fn send_repairs(queue: Option<&dyn RepairQueue>, mut queued: mpsc::Receiver<RepairRequest>, run_id: &str) -> (u64, u64) {
+async fn send_repairs(
+    queue: Option<&dyn RepairQueue>,
+    mut queued: mpsc::Receiver<RepairRequest>,
+    run_id: &str,
+) -> (u64, u64) {
     let Some(queue) = queue else {
         queued.close();
         return (0, 0);
@@ -301,13 +349,19 @@ pub(crate) mod fakes {
 
     #[async_trait]
     impl LeafApi for FakeLeaf {
-        async fn get_credentials(&self, user: &Uuid, _: &Deadline) -> Result<Option<LeafCredentials>, ConnectorError> {
+        async fn get_credentials(
+            &self,
+            user: &Uuid,
+            _: &Deadline,
+        ) -> Result<Option<LeafCredentials>, ConnectorError> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             if self.fail.lock().unwrap().contains(user) {
-                return Err(UpstreamError::new(Service::Leaf, "GET", UpstreamKind::BadGateway, "HTTP 500").into());
+                return Err(
+                    UpstreamError::new(Service::Leaf, "GET", UpstreamKind::BadGateway, "HTTP 500").into(),
+                );
             }
             let status = self.held.lock().unwrap().get(user).cloned();
             Ok(status.map(|status| LeafCredentials {
@@ -319,19 +373,36 @@ pub(crate) mod fakes {
         async fn user_exists(&self, user: &Uuid, _: &Deadline) -> Result<bool, ConnectorError> {
             Ok(self.users.lock().unwrap().contains(user))
         }
-        async fn create_credentials(&self, _: &Uuid, _: &StaraTokens, _: &Deadline) -> Result<Created, ConnectorError> {
+        async fn create_credentials(
+            &self,
+            _: &Uuid,
+            _: &StaraTokens,
+            _: &Deadline,
+        ) -> Result<Created, ConnectorError> {
             unreachable!("verify never writes to Leaf")
         }
         async fn delete_credentials(&self, _: &Uuid, _: &Deadline) -> Result<bool, ConnectorError> {
             unreachable!("verify never writes to Leaf")
         }
-        async fn events(&self, user: &Uuid, _: &Deadline) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
+        async fn events(
+            &self,
+            user: &Uuid,
+            _: &Deadline,
+        ) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
             self.event_calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
             if self.fail_events.lock().unwrap().contains(user) {
-                return Err(UpstreamError::new(Service::Leaf, "GET events", UpstreamKind::Unavailable, "HTTP 503").into());
+                return Err(UpstreamError::new(
+                    Service::Leaf,
+                    "GET events",
+                    UpstreamKind::Unavailable,
+                    "HTTP 503",
+                )
+                .into());
             }
-            Ok(Some(self.events.lock().unwrap().get(user).cloned().unwrap_or_default()))
+            Ok(Some(
+                self.events.lock().unwrap().get(user).cloned().unwrap_or_default(),
+            ))
         }
     }
 
@@ -343,7 +414,10 @@ pub(crate) mod fakes {
         async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError> {
             let start: usize = token.map_or(0, |t| t.parse().expect("a token this fake gave"));
             let end = (start + 3).min(self.0.len());
-            Ok(GrowerPage { ids: self.0[start..end].to_vec(), next: (end < self.0.len()).then(|| end.to_string()) })
+            Ok(GrowerPage {
+                ids: self.0[start..end].to_vec(),
+                next: (end < self.0.len()).then(|| end.to_string()),
+            })
         }
     }
 
@@ -363,7 +437,10 @@ pub(crate) mod fakes {
             if let Some(e) = self.fail.lock().unwrap().clone() {
                 return Err(e);
             }
-            self.sent.lock().unwrap().extend(repairs.iter().map(|r| (run_id.to_owned(), r.clone())));
+            self.sent
+                .lock()
+                .unwrap()
+                .extend(repairs.iter().map(|r| (run_id.to_owned(), r.clone())));
             Ok(repairs.len())
         }
     }
@@ -390,7 +467,10 @@ mod tests {
     }
 
     fn event(code: i64) -> CredentialEvent {
-        CredentialEvent { status_code: Some(code), created_date: Some("2026-01-02T00:00:00Z".into()) }
+        CredentialEvent {
+            status_code: Some(code),
+            created_date: Some("2026-01-02T00:00:00Z".into()),
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -399,7 +479,10 @@ mod tests {
         let verifier = Verifier::new(leaf.clone());
         let d = Deadline::after(Duration::from_secs(5));
         let ok = leaf.grower(Some("OK"));
-        leaf.events.lock().unwrap().insert(ok, vec![event(401), event(200)]);
+        leaf.events
+            .lock()
+            .unwrap()
+            .insert(ok, vec![event(401), event(200)]);
         let check = verifier.check(&ok, &d).await.unwrap();
         assert_eq!(check.assessment.health, Health::Healthy);
         assert_eq!(check.last_event, Some(event(200)));
@@ -407,13 +490,28 @@ mod tests {
 
         let broken = leaf.grower(Some("OK"));
         leaf.events.lock().unwrap().insert(broken, vec![event(403)]);
-        assert_eq!(verifier.check(&broken, &d).await.unwrap().assessment.reason.as_deref(), Some("event_403"));
+        assert_eq!(
+            verifier
+                .check(&broken, &d)
+                .await
+                .unwrap()
+                .assessment
+                .reason
+                .as_deref(),
+            Some("event_403")
+        );
 
         let missing = leaf.grower(None);
         let check = verifier.check(&missing, &d).await.unwrap();
-        assert_eq!((check.assessment.health, check.credentials, check.last_event), (Health::Missing, None, None));
+        assert_eq!(
+            (check.assessment.health, check.credentials, check.last_event),
+            (Health::Missing, None, None)
+        );
 
-        assert_eq!(verifier.check(&Uuid::new_v4(), &d).await.unwrap_err(), ConnectorError::LeafUserNotFound);
+        assert_eq!(
+            verifier.check(&Uuid::new_v4(), &d).await.unwrap_err(),
+            ConnectorError::LeafUserNotFound
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -423,7 +521,11 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(5));
         let started = tokio::time::Instant::now();
         verifier.check(&leaf.grower(Some("OK")), &d).await.unwrap();
-        assert_eq!(started.elapsed(), Duration::from_millis(20), "credentials and events asked for at once");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(20),
+            "credentials and events asked for at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -434,7 +536,10 @@ mod tests {
         let invalid = leaf.grower(Some("INVALID"));
         let ok = leaf.grower(Some("OK"));
         leaf.fail_events.lock().unwrap().extend([invalid, ok]);
-        assert_eq!(verifier.check(&invalid, &d).await.unwrap().assessment.health, Health::Unhealthy);
+        assert_eq!(
+            verifier.check(&invalid, &d).await.unwrap().assessment.health,
+            Health::Unhealthy
+        );
         assert!(verifier.check(&ok, &d).await.unwrap_err().is_retryable());
     }
 
@@ -454,12 +559,33 @@ mod tests {
         leaf.fail.lock().unwrap().insert(failing);
 
         let mut all = healthy.clone();
-        all.extend([invalid, expired, missing, pending, unknown_status, revoked, stranger, failing]);
+        all.extend([
+            invalid,
+            expired,
+            missing,
+            pending,
+            unknown_status,
+            revoked,
+            stranger,
+            failing,
+        ]);
         let queue = Collect::default();
-        let summary = Verifier::new(leaf.clone()).run(&List(all), Some(&queue), &settings(4)).await.unwrap();
+        let summary = Verifier::new(leaf.clone())
+            .run(&List(all), Some(&queue), &settings(4))
+            .await
+            .unwrap();
         assert_eq!(
             summary,
-            RunSummary { checked: 13, healthy: 5, unhealthy: 3, missing: 1, pending: 2, errors: 2, repairs_queued: 4, repairs_failed: 0 }
+            RunSummary {
+                checked: 13,
+                healthy: 5,
+                unhealthy: 3,
+                missing: 1,
+                pending: 2,
+                errors: 2,
+                repairs_queued: 4,
+                repairs_failed: 0
+            }
         );
 
         let sent = queue.sent.lock().unwrap();
@@ -471,20 +597,48 @@ mod tests {
             })
             .collect();
         assert_eq!(by_user.len(), 4);
-        assert_eq!((by_user[&invalid].reason.as_str(), by_user[&invalid].force), ("INVALID", false));
-        assert_eq!((by_user[&expired].reason.as_str(), by_user[&expired].force), ("EXPIRED", false));
-        assert_eq!((by_user[&missing].reason.as_str(), by_user[&missing].force), ("missing", false));
-        assert_eq!((by_user[&revoked].reason.as_str(), by_user[&revoked].force), ("event_401", true));
-        assert!(!by_user.contains_key(&stranger), "an unknown Leaf user is an error, not a repair");
+        assert_eq!(
+            (by_user[&invalid].reason.as_str(), by_user[&invalid].force),
+            ("INVALID", false)
+        );
+        assert_eq!(
+            (by_user[&expired].reason.as_str(), by_user[&expired].force),
+            ("EXPIRED", false)
+        );
+        assert_eq!(
+            (by_user[&missing].reason.as_str(), by_user[&missing].force),
+            ("missing", false)
+        );
+        assert_eq!(
+            (by_user[&revoked].reason.as_str(), by_user[&revoked].force),
+            ("event_401", true)
+        );
+        assert!(
+            !by_user.contains_key(&stranger),
+            "an unknown Leaf user is an error, not a repair"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn concurrency_is_bounded_and_repairs_go_ten_at_a_time() {
         let leaf = Arc::new(FakeLeaf::default());
-        let growers: Vec<Uuid> = (0..1000).map(|i| leaf.grower(if i % 4 == 0 { None } else { Some("OK") })).collect();
+        let growers: Vec<Uuid> = (0..1000)
+            .map(|i| leaf.grower(if i % 4 == 0 { None } else { Some("OK") }))
+            .collect();
         let queue = Collect::default();
-        let summary = Verifier::new(leaf.clone()).run(&List(growers), Some(&queue), &settings(16)).await.unwrap();
-        assert_eq!((summary.checked, summary.healthy, summary.missing, summary.repairs_queued), (1000, 750, 250, 250));
+        let summary = Verifier::new(leaf.clone())
+            .run(&List(growers), Some(&queue), &settings(16))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                summary.checked,
+                summary.healthy,
+                summary.missing,
+                summary.repairs_queued
+            ),
+            (1000, 750, 250, 250)
+        );
         assert_eq!(leaf.most_in_flight.load(Ordering::SeqCst), 16);
         assert!(queue.calls.load(Ordering::SeqCst) >= 25);
     }
@@ -493,8 +647,19 @@ mod tests {
     async fn without_a_queue_nothing_is_queued() {
         let leaf = Arc::new(FakeLeaf::default());
         let growers = vec![leaf.grower(None), leaf.grower(Some("INVALID"))];
-        let summary = Verifier::new(leaf).run(&List(growers), None, &settings(2)).await.unwrap();
-        assert_eq!((summary.missing, summary.unhealthy, summary.repairs_queued, summary.repairs_failed), (1, 1, 0, 0));
+        let summary = Verifier::new(leaf)
+            .run(&List(growers), None, &settings(2))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                summary.missing,
+                summary.unhealthy,
+                summary.repairs_queued,
+                summary.repairs_failed
+            ),
+            (1, 1, 0, 0)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -503,8 +668,19 @@ mod tests {
         let growers: Vec<Uuid> = (0..30).map(|_| leaf.grower(None)).collect();
         let queue = Collect::default();
         *queue.fail.lock().unwrap() = Some(ConnectorError::Configuration("SQS: AccessDenied".into()));
-        let summary = Verifier::new(leaf).run(&List(growers), Some(&queue), &settings(30)).await.unwrap();
-        assert_eq!((summary.missing, summary.repairs_queued, summary.repairs_failed, summary.errors), (30, 0, 30, 0));
+        let summary = Verifier::new(leaf)
+            .run(&List(growers), Some(&queue), &settings(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                summary.missing,
+                summary.repairs_queued,
+                summary.repairs_failed,
+                summary.errors
+            ),
+            (30, 0, 30, 0)
+        );
         assert_eq!(queue.calls.load(Ordering::SeqCst), 1);
     }
 
@@ -512,8 +688,14 @@ mod tests {
     async fn growers_left_when_time_runs_out_are_errors() {
         let leaf = Arc::new(FakeLeaf::default());
         let growers: Vec<Uuid> = (0..10).map(|_| leaf.grower(Some("OK"))).collect();
-        let settings = RunSettings { deadline: Deadline::after(Duration::ZERO), ..settings(2) };
-        let summary = Verifier::new(leaf).run(&List(growers), None, &settings).await.unwrap();
+        let settings = RunSettings {
+            deadline: Deadline::after(Duration::ZERO),
+            ..settings(2)
+        };
+        let summary = Verifier::new(leaf)
+            .run(&List(growers), None, &settings)
+            .await
+            .unwrap();
         assert_eq!((summary.checked, summary.errors), (10, 10));
     }
 
@@ -523,10 +705,19 @@ mod tests {
         #[async_trait]
         impl GrowerDirectory for Down {
             async fn page(&self, _: Option<String>) -> Result<crate::directory::GrowerPage, ConnectorError> {
-                Err(UpstreamError::new(Service::SecretsManager, "ListSecrets", UpstreamKind::Unavailable, "x").into())
+                Err(UpstreamError::new(
+                    Service::SecretsManager,
+                    "ListSecrets",
+                    UpstreamKind::Unavailable,
+                    "x",
+                )
+                .into())
             }
         }
-        let err = Verifier::new(Arc::new(FakeLeaf::default())).run(&Down, None, &settings(1)).await.unwrap_err();
+        let err = Verifier::new(Arc::new(FakeLeaf::default()))
+            .run(&Down, None, &settings(1))
+            .await
+            .unwrap_err();
         assert!(err.is_retryable());
     }
 }

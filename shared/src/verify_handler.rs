@@ -43,14 +43,18 @@ pub struct VerifyApp {
 pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
     match trigger::classify(payload) {
-        Trigger::Api(request) => Ok(handle_api(app, &request, invocation_deadline(&context, app.budget)).await),
+        Trigger::Api(request) => {
+            Ok(handle_api(app, &request, invocation_deadline(&context, app.budget)).await)
+        }
         Trigger::Schedule(schedule) => handle_schedule(app, &schedule, &context).await,
         other @ (Trigger::Sqs(_) | Trigger::Unsupported(_)) => {
             let what = other.description();
             tracing::warn!(code = "unsupported_event", event = %what, "event refused");
             Err(Diagnostic {
                 error_type: "UnsupportedEvent".into(),
-                error_message: format!("verify handles API Gateway HTTP API (2.0) and scheduled events; got {what}"),
+                error_message: format!(
+                    "verify handles API Gateway HTTP API (2.0) and scheduled events; got {what}"
+                ),
             })
         }
     }
@@ -61,7 +65,14 @@ pub async fn handle_api(app: &VerifyApp, request: &ApiGatewayV2httpRequest, dead
         Route::Status(raw_id) => raw_id,
         Route::Connect | Route::Disconnect(_) | Route::Unknown(_) => {
             tracing::warn!(code = "route_not_found", "no such route on the verify function");
-            return api::json_response(404, &api::error_body(None, "route_not_found", "verify serves GET /connections/{leafUserId}"));
+            return api::json_response(
+                404,
+                &api::error_body(
+                    None,
+                    "route_not_found",
+                    "verify serves GET /connections/{leafUserId}",
+                ),
+            );
         }
     };
     let user = match request::parse_leaf_user_id(&raw_id) {
@@ -117,7 +128,11 @@ pub fn check_body(leaf_user_id: &str, check: &ConnectionCheck) -> Value {
     })
 }
 
-async fn handle_schedule(app: &VerifyApp, schedule: &Schedule, context: &Context) -> Result<Value, Diagnostic> {
+async fn handle_schedule(
+    app: &VerifyApp,
+    schedule: &Schedule,
+    context: &Context,
+) -> Result<Value, Diagnostic> {
     let started = Instant::now();
     let lambda = invocation_deadline(context, LONGEST_RUN);
     let settings = RunSettings {
@@ -133,7 +148,11 @@ async fn handle_schedule(app: &VerifyApp, schedule: &Schedule, context: &Context
         eventId = schedule.event_id.as_deref(),
         scheduledTime = schedule.time.as_deref()
     );
-    let result = app.verifier.run(app.directory.as_ref(), app.repairs.as_deref(), &settings).instrument(span).await;
+    let result = app
+        .verifier
+        .run(app.directory.as_ref(), app.repairs.as_deref(), &settings)
+        .instrument(span)
+        .await;
     match result {
         Ok(summary) => {
             log_summary(&summary, started.elapsed());
@@ -142,7 +161,10 @@ async fn handle_schedule(app: &VerifyApp, schedule: &Schedule, context: &Context
         Err(e) => {
             tracing::error!(code = e.code(), retryable = e.is_retryable(), error = %e, "verify run failed: the growers could not be listed");
             MetricSet::new("verify").count("RunsFailed", 1).emit();
-            Err(Diagnostic { error_type: e.code().into(), error_message: format!("verify run failed: {e}") })
+            Err(Diagnostic {
+                error_type: e.code().into(),
+                error_message: format!("verify run failed: {e}"),
+            })
         }
     }
 }
@@ -200,7 +222,9 @@ mod tests {
         let mut event = fixture("verify-api.json");
         event["pathParameters"]["leafUserId"] = json!(id);
         event["rawPath"] = json!(format!("/connections/{id}"));
-        let response = handle(app, LambdaEvent::new(event, Context::default())).await.unwrap();
+        let response = handle(app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
         let body = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
         (response["statusCode"].as_u64().unwrap(), body)
     }
@@ -209,10 +233,13 @@ mod tests {
     async fn the_api_reports_health_without_anything_else() {
         let leaf = Arc::new(FakeLeaf::default());
         let user = leaf.grower(Some("OK"));
-        leaf.events
-            .lock()
-            .unwrap()
-            .insert(user, vec![CredentialEvent { status_code: Some(200), created_date: Some("2026-01-02T00:00:00Z".into()) }]);
+        leaf.events.lock().unwrap().insert(
+            user,
+            vec![CredentialEvent {
+                status_code: Some(200),
+                created_date: Some("2026-01-02T00:00:00Z".into()),
+            }],
+        );
         let app = app(leaf, vec![], None);
         let (status, body) = get(&app, &user.to_string()).await;
         assert_eq!(status, 200);
@@ -236,26 +263,40 @@ mod tests {
         let app = app(leaf, vec![], None);
         let (status, body) = get(&app, &missing.to_string()).await;
         assert_eq!(
-            (status, body["health"].as_str(), &body["leafStatus"], &body["lastEvent"]),
+            (
+                status,
+                body["health"].as_str(),
+                &body["leafStatus"],
+                &body["lastEvent"]
+            ),
             (200, Some("missing"), &Value::Null, &Value::Null)
         );
 
         let stranger = Uuid::new_v4().to_string();
         let (status, body) = get(&app, &stranger).await;
         assert_eq!(
-            (status, body["error"]["code"].as_str(), body["leafUserId"].as_str()),
+            (
+                status,
+                body["error"]["code"].as_str(),
+                body["leafUserId"].as_str()
+            ),
             (404, Some("leaf_user_not_found"), Some(stranger.as_str()))
         );
 
         let (status, body) = get(&app, "not-a-uuid").await;
-        assert_eq!((status, body["error"]["code"].as_str(), &body["leafUserId"]), (400, Some("invalid_request"), &Value::Null));
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), &body["leafUserId"]),
+            (400, Some("invalid_request"), &Value::Null)
+        );
     }
 
     #[tokio::test]
     async fn other_routes_are_not_found() {
         let app = app(Arc::new(FakeLeaf::default()), vec![], None);
         let event = fixture("connect-api.json");
-        let response = handle(&app, LambdaEvent::new(event, Context::default())).await.unwrap();
+        let response = handle(&app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
         assert_eq!(response["statusCode"], 404);
     }
 
@@ -263,12 +304,18 @@ mod tests {
     async fn both_schedule_payloads_run_and_return_the_summary() {
         for name in ["verify-schedule-rule.json", "verify-schedule-scheduler.json"] {
             let leaf = Arc::new(FakeLeaf::default());
-            let growers = vec![leaf.grower(Some("OK")), leaf.grower(Some("INVALID")), leaf.grower(None)];
+            let growers = vec![
+                leaf.grower(Some("OK")),
+                leaf.grower(Some("INVALID")),
+                leaf.grower(None),
+            ];
             let queue = Arc::new(Collect::default());
             let app = app(leaf, growers, Some(queue.clone()));
             let mut context = Context::default();
             context.request_id = "req-1".into();
-            let summary = handle(&app, LambdaEvent::new(fixture(name), context)).await.unwrap();
+            let summary = handle(&app, LambdaEvent::new(fixture(name), context))
+                .await
+                .unwrap();
             assert_eq!(
                 summary,
                 json!({"checked": 3, "healthy": 1, "unhealthy": 1, "missing": 1, "pending": 0, "errors": 0, "repairsQueued": 2, "repairsFailed": 0}),
@@ -282,7 +329,9 @@ mod tests {
     async fn sqs_and_unknown_events_are_refused() {
         let app = app(Arc::new(FakeLeaf::default()), vec![], None);
         for event in [fixture("connect-sqs.json"), json!({"hello": "world"})] {
-            let err = handle(&app, LambdaEvent::new(event, Context::default())).await.unwrap_err();
+            let err = handle(&app, LambdaEvent::new(event, Context::default()))
+                .await
+                .unwrap_err();
             assert_eq!(err.error_type, "UnsupportedEvent");
         }
     }

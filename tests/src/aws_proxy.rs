@@ -45,7 +45,12 @@ impl AwsProxy {
         let server = server::serve(move |request: Request<hyper::body::Incoming>, connection| {
             let (state, client, upstream) = (handler_state.clone(), client.clone(), upstream.clone());
             async move {
-                let operation = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned();
+                let operation = request
+                    .headers()
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("unknown")
+                    .to_owned();
                 let fault = {
                     let mut state = lock(&state);
                     *state.calls.entry(operation.clone()).or_default() += 1;
@@ -54,7 +59,9 @@ impl AwsProxy {
                 match fault {
                     Some(AwsFault::Throttle) => aws_error(400, "ThrottlingException", "Rate exceeded"),
                     Some(AwsFault::InternalError) => aws_error(500, "InternalServiceError", "internal error"),
-                    Some(AwsFault::Unavailable) => aws_error(503, "ServiceUnavailable", "service unavailable"),
+                    Some(AwsFault::Unavailable) => {
+                        aws_error(503, "ServiceUnavailable", "service unavailable")
+                    }
                     Some(AwsFault::Reset) => {
                         connection.reset();
                         std::future::pending().await
@@ -65,7 +72,10 @@ impl AwsProxy {
         })
         .await
         .expect("bind the AWS proxy on 127.0.0.1");
-        AwsProxy { state, server: Arc::new(server) }
+        AwsProxy {
+            state,
+            server: Arc::new(server),
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -74,7 +84,11 @@ impl AwsProxy {
 
     /// The next `times` calls of `operation` (an `X-Amz-Target`, e.g. `secretsmanager.GetSecretValue`) get `fault`.
     pub fn inject(&self, operation: &str, fault: AwsFault, times: usize) {
-        lock(&self.state).faults.entry(operation.to_owned()).or_default().extend(std::iter::repeat_n(fault, times));
+        lock(&self.state)
+            .faults
+            .entry(operation.to_owned())
+            .or_default()
+            .extend(std::iter::repeat_n(fault, times));
     }
 
     pub fn calls(&self, operation: &str) -> usize {
@@ -87,17 +101,26 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 fn aws_error(status: u16, kind: &str, message: &str) -> HttpResponse {
-    let mut response = server::json_response(status, &serde_json::json!({"__type": kind, "message": message}));
-    response.headers_mut().insert("x-amzn-errortype", kind.parse().expect("a valid header value"));
+    let mut response =
+        server::json_response(status, &serde_json::json!({"__type": kind, "message": message}));
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", kind.parse().expect("a valid header value"));
     response
 }
 
-async fn forward(client: &reqwest::Client, upstream: &str, request: Request<hyper::body::Incoming>) -> HttpResponse {
+async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    request: Request<hyper::body::Incoming>,
+) -> HttpResponse {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).expect("a valid method");
-    let mut outgoing = client.request(method, format!("{upstream}{path}")).body(body.to_vec());
+    let mut outgoing = client
+        .request(method, format!("{upstream}{path}"))
+        .body(body.to_vec());
     for (name, value) in parts.headers.iter() {
         if name != "host" && name != "content-length" {
             outgoing = outgoing.header(name.as_str(), value.as_bytes());

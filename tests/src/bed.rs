@@ -56,7 +56,9 @@ pub fn capture_root() -> PathBuf {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let file = self.capture_dir.join(format!("{}-{}.log", self.function.name(), self.function.pid()));
+        let file = self
+            .capture_dir
+            .join(format!("{}-{}.log", self.function.name(), self.function.pid()));
         let _ = std::fs::create_dir_all(&self.capture_dir);
         let _ = std::fs::write(file, self.function.logs().join("\n"));
     }
@@ -80,7 +82,11 @@ impl Bed {
         let grower_prefix = format!("stara-connect-test/{run}/growers/");
         let leaf_owner_password = format!("leaf-owner-pw-{}", Uuid::new_v4().simple());
         standin.set_leaf_owner("owner@example.com", &leaf_owner_password);
-        moto::put_secret(&leaf_secret_id, &json!({"username": "owner@example.com", "password": leaf_owner_password})).await;
+        moto::put_secret(
+            &leaf_secret_id,
+            &json!({"username": "owner@example.com", "password": leaf_owner_password}),
+        )
+        .await;
         let capture_dir = capture_root().join(&run);
         Bed {
             standin,
@@ -111,7 +117,11 @@ impl Bed {
     pub async fn run(&self, bin: &str, extra_env: &[(&str, &str)]) -> Running {
         let runtime = RuntimeApi::start().await;
         let function = Function::spawn(bin, &runtime, &self.env(extra_env));
-        Running { runtime, function, capture_dir: self.capture_dir.clone() }
+        Running {
+            runtime,
+            function,
+            capture_dir: self.capture_dir.clone(),
+        }
     }
 
     /// Starts another process of `bin` polling the same emulator as `running`: two warm
@@ -142,12 +152,21 @@ impl Bed {
 
     /// Delivers `ids`, then what failed again, as SQS does after each visibility timeout, until
     /// nothing fails. Panics after 10 deliveries.
-    pub async fn deliver_until_done(&self, running: &Running, ids: Vec<String>, in_flight: usize) -> Deliveries {
+    pub async fn deliver_until_done(
+        &self,
+        running: &Running,
+        ids: Vec<String>,
+        in_flight: usize,
+    ) -> Deliveries {
         let mut done = Deliveries::default();
         let mut pending = ids;
         while !pending.is_empty() {
             done.deliveries += 1;
-            assert!(done.deliveries <= 10, "{} messages still failing after 10 deliveries", pending.len());
+            assert!(
+                done.deliveries <= 10,
+                "{} messages still failing after 10 deliveries",
+                pending.len()
+            );
             if done.deliveries > 1 {
                 done.redelivered += pending.len();
             }
@@ -218,14 +237,24 @@ impl Bed {
     /// Fails if any password or token appears in a log line of `functions` or in any response.
     pub fn assert_no_leaks(&self, functions: &[&Function]) {
         let secrets = self.secrets();
-        assert!(secrets.len() > 1, "the bed issued no secrets: the scan would prove nothing");
+        assert!(
+            secrets.len() > 1,
+            "the bed issued no secrets: the scan would prove nothing"
+        );
         for function in functions {
             let leaks = function.find_leaks(&secrets);
-            assert!(leaks.is_empty(), "secrets in the logs of {}: {leaks:?}", function.name());
+            assert!(
+                leaks.is_empty(),
+                "secrets in the logs of {}: {leaks:?}",
+                function.name()
+            );
         }
         for response in self.responses.lock().unwrap().iter() {
             for secret in &secrets {
-                assert!(!response.contains(secret.as_str()), "a secret in a response: {response}");
+                assert!(
+                    !response.contains(secret.as_str()),
+                    "a secret in a response: {response}"
+                );
             }
         }
     }
@@ -288,7 +317,10 @@ pub fn connect_body(leaf_user_id: &str, force: bool) -> String {
 
 /// The status code and parsed JSON body of an API Gateway 2.0 response.
 pub fn api_response(invocation: &Invocation) -> (u16, Value) {
-    let response = invocation.outcome.as_ref().unwrap_or_else(|e| panic!("the function failed: {e}"));
+    let response = invocation
+        .outcome
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the function failed: {e}"));
     let status = response["statusCode"].as_u64().expect("statusCode") as u16;
     let body = match response.get("body").and_then(Value::as_str) {
         Some(text) => serde_json::from_str(text).unwrap_or_else(|_| panic!("body is not JSON: {text}")),
@@ -299,7 +331,10 @@ pub fn api_response(invocation: &Invocation) -> (u16, Value) {
 
 /// The message ids reported in `batchItemFailures`, sorted.
 pub fn batch_failures(invocation: &Invocation) -> Vec<String> {
-    let response = invocation.outcome.as_ref().unwrap_or_else(|e| panic!("the function failed: {e}"));
+    let response = invocation
+        .outcome
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the function failed: {e}"));
     let mut ids: Vec<String> = response["batchItemFailures"]
         .as_array()
         .expect("batchItemFailures is an array")

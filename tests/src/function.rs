@@ -42,7 +42,10 @@ impl Function {
     /// Where the binary `bin` is looked for: `$TESTBED_BIN_DIR/<bin>` if set (e.g. a release
     /// build for benchmarks), else `$CARGO_TARGET_DIR/debug/<bin>`, else `<workspace>/target/debug/<bin>`.
     pub fn binary_path(bin: &str) -> PathBuf {
-        let dir = match (std::env::var_os("TESTBED_BIN_DIR"), std::env::var_os("CARGO_TARGET_DIR")) {
+        let dir = match (
+            std::env::var_os("TESTBED_BIN_DIR"),
+            std::env::var_os("CARGO_TARGET_DIR"),
+        ) {
             (Some(dir), _) => PathBuf::from(dir),
             // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace, for `make`.
             (None, Some(target)) => crate::workspace_root().join(target).join("debug"),
@@ -57,14 +60,20 @@ impl Function {
     pub fn spawn(bin: &str, runtime: &RuntimeApi, env: &[(String, String)]) -> Function {
         let path = Self::binary_path(bin);
         if !path.is_file() {
-            panic!("function binary {} is missing: run `cargo build --bins` first", path.display());
+            panic!(
+                "function binary {} is missing: run `cargo build --bins` first",
+                path.display()
+            );
         }
         Self::spawn_path(&path, runtime, env)
     }
 
     /// Like [`spawn`](Self::spawn), for a binary at an explicit path; the function name is its file name.
     pub fn spawn_path(path: &Path, runtime: &RuntimeApi, env: &[(String, String)]) -> Function {
-        let bin = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let bin = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let bin = bin.as_str();
 
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
@@ -103,15 +112,29 @@ impl Function {
             });
         }
         let spawned_at = Instant::now();
-        let mut child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", path.display()));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", path.display()));
         let pid = child.id().expect("a just-spawned child has a pid");
 
         let logs = Arc::new(Logs::default());
-        let echo = std::env::var_os("TESTBED_ECHO_LOGS").is_some().then(|| bin.to_owned());
+        let echo = std::env::var_os("TESTBED_ECHO_LOGS")
+            .is_some()
+            .then(|| bin.to_owned());
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        let readers = vec![collect_lines(stdout, logs.clone(), echo.clone()), collect_lines(stderr, logs.clone(), echo)];
-        Function { name: bin.to_owned(), child, pid, logs, readers, spawned_at }
+        let readers = vec![
+            collect_lines(stdout, logs.clone(), echo.clone()),
+            collect_lines(stderr, logs.clone(), echo),
+        ];
+        Function {
+            name: bin.to_owned(),
+            child,
+            pid,
+            logs,
+            readers,
+            spawned_at,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -134,7 +157,11 @@ impl Function {
 
     /// The log lines that are JSON (the structured logs of `AWS_LAMBDA_LOG_FORMAT=JSON`).
     pub fn log_json(&self) -> Vec<Value> {
-        self.logs.lines().iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
+        self.logs
+            .lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     /// Each secret that appears in some log line, with the first such line.
@@ -179,7 +206,12 @@ impl Function {
     fn proc_status_kb(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
         let line = status.lines().find(|line| line.starts_with(field))?;
-        line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+        line[field.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The exit status if the process has exited, without waiting.
@@ -189,7 +221,10 @@ impl Function {
 
     /// Wait for the process to exit (and its output to be read); None after `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let status = tokio::time::timeout(timeout, self.child.wait()).await.ok()?.ok()?;
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()?
+            .ok()?;
         self.drain_output().await;
         Some(status)
     }
@@ -216,7 +251,11 @@ impl Function {
     }
 }
 
-fn collect_lines(stream: impl AsyncRead + Unpin + Send + 'static, logs: Arc<Logs>, echo: Option<String>) -> JoinHandle<()> {
+fn collect_lines(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    logs: Arc<Logs>,
+    echo: Option<String>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
@@ -225,7 +264,9 @@ fn collect_lines(stream: impl AsyncRead + Unpin + Send + 'static, logs: Arc<Logs
             match reader.read_until(b'\n', &mut line).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
+                    let text = String::from_utf8_lossy(&line)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_owned();
                     if let Some(name) = &echo {
                         eprintln!("[{name}] {text}");
                     }
@@ -244,7 +285,10 @@ mod tests {
     #[test]
     #[should_panic(expected = "cargo build --bins")]
     fn a_missing_binary_says_how_to_build_it() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         runtime.block_on(async {
             let api = RuntimeApi::start().await;
             Function::spawn("no-such-function-binary", &api, &[]);
@@ -274,9 +318,14 @@ exec sleep 30"#,
         let env = [("AWS_LAMBDA_LOG_LEVEL".to_owned(), "DEBUG".to_owned())];
         let mut function = Function::spawn_path(&dir.join("fake-fn"), &runtime, &env);
 
-        let stderr = function.wait_for_log(Duration::from_secs(10), |line| line.contains("stderr")).await;
+        let stderr = function
+            .wait_for_log(Duration::from_secs(10), |line| line.contains("stderr"))
+            .await;
         assert_eq!(stderr.as_deref(), Some("plain line on stderr"));
-        function.wait_for_log(Duration::from_secs(10), |line| line.starts_with('{')).await.expect("json line");
+        function
+            .wait_for_log(Duration::from_secs(10), |line| line.starts_with('{'))
+            .await
+            .expect("json line");
         let json = function.log_json();
         assert_eq!(json.len(), 1, "{:?}", function.logs());
         assert_eq!(json[0]["api"], runtime.address());
@@ -284,7 +333,12 @@ exec sleep 30"#,
         assert_eq!(json[0]["level"], "DEBUG", "the given env wins");
         assert_eq!(json[0]["home"], "", "the environment is cleared");
         assert!(function.peak_rss_kb().is_some_and(|kb| kb > 0));
-        assert_eq!(function.find_leaks(&["fake-fn".to_owned(), "absent".to_owned()]).len(), 1);
+        assert_eq!(
+            function
+                .find_leaks(&["fake-fn".to_owned(), "absent".to_owned()])
+                .len(),
+            1
+        );
 
         function.kill().await;
         assert!(function.try_exit_status().is_some());

@@ -19,7 +19,11 @@ pub fn scan(root: &Path) -> std::io::Result<ScanReport> {
     let mut report = ScanReport::default();
     let mut secrets = BTreeSet::new();
     let mut texts = Vec::new();
-    for bed in std::fs::read_dir(root)?.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()) {
+    for bed in std::fs::read_dir(root)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+    {
         report.beds += 1;
         for path in std::fs::read_dir(&bed)?.filter_map(Result::ok).map(|e| e.path()) {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -37,7 +41,9 @@ pub fn scan(root: &Path) -> std::io::Result<ScanReport> {
         for line in text.lines() {
             report.lines += 1;
             for secret in secrets.iter().filter(|s| line.contains(s.as_str())) {
-                report.hits.push((path.clone(), secret.len(), line.chars().take(200).collect()));
+                report
+                    .hits
+                    .push((path.clone(), secret.len(), line.chars().take(200).collect()));
             }
         }
     }
@@ -56,12 +62,24 @@ mod tests {
         std::fs::write(root.join("a/secrets.txt"), "token-abcdef\nxy").unwrap();
         std::fs::write(root.join("a/connect-1.log"), "{\"message\":\"clean\"}").unwrap();
         std::fs::write(root.join("b/secrets.txt"), "other-secret").unwrap();
-        std::fs::write(root.join("b/connect-2.log"), "{\"message\":\"ok\"}\n{\"error\":\"token-abcdef\"}\nxy").unwrap();
+        std::fs::write(
+            root.join("b/connect-2.log"),
+            "{\"message\":\"ok\"}\n{\"error\":\"token-abcdef\"}\nxy",
+        )
+        .unwrap();
 
         let report = scan(&root).unwrap();
 
-        assert_eq!((report.beds, report.secrets, report.files, report.lines), (2, 2, 2, 4));
-        assert_eq!(report.hits.len(), 1, "the short string `xy` is not a secret: {:?}", report.hits);
+        assert_eq!(
+            (report.beds, report.secrets, report.files, report.lines),
+            (2, 2, 2, 4)
+        );
+        assert_eq!(
+            report.hits.len(),
+            1,
+            "the short string `xy` is not a secret: {:?}",
+            report.hits
+        );
         assert!(report.hits[0].0.ends_with("b/connect-2.log"));
         std::fs::remove_dir_all(root).unwrap();
     }

@@ -16,14 +16,19 @@ pub use standin::{CredentialView, Fault, RecordedRequest, RetryAfter, Route, Sta
 /// The cargo workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().map(PathBuf::from).expect("tests/ has a parent directory")
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .expect("tests/ has a parent directory")
 }
 
 /// Read and parse `<workspace>/events/<name>` (a sample Lambda event).
 pub fn load_event(name: &str) -> serde_json::Value {
     let path = workspace_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read event {}: {error}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|error| panic!("event {} is not JSON: {error}", path.display()))
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read event {}: {error}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("event {} is not JSON: {error}", path.display()))
 }
 
 pub mod aws_proxy;

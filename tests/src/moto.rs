@@ -34,7 +34,9 @@ pub fn moto_endpoint() -> String {
 /// SDK config pointing at moto: region us-east-1, static credentials test/test.
 pub async fn sdk_config() -> SdkConfig {
     // Starting moto blocks for a while; keep that off the async worker.
-    let endpoint = tokio::task::spawn_blocking(moto_endpoint).await.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+    let endpoint = tokio::task::spawn_blocking(moto_endpoint)
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "testbed"))
@@ -68,17 +70,28 @@ pub async fn sqs_client() -> aws_sdk_sqs::Client {
 /// Create the secret, or give it a new value if it exists. The value is stored as a JSON string.
 pub async fn put_secret(name: &str, value: &Value) {
     let client = secrets_client().await;
-    let created = client.create_secret().name(name).secret_string(value.to_string()).send().await;
+    let created = client
+        .create_secret()
+        .name(name)
+        .secret_string(value.to_string())
+        .send()
+        .await;
     match created {
         Ok(_) => {}
-        Err(error) if error.as_service_error().is_some_and(|error| error.is_resource_exists_exception()) => {
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_exists_exception()) =>
+        {
             client
                 .put_secret_value()
                 .secret_id(name)
                 .secret_string(value.to_string())
                 .send()
                 .await
-                .unwrap_or_else(|error| panic!("moto: put_secret_value({name}): {}", DisplayErrorContext(&error)));
+                .unwrap_or_else(|error| {
+                    panic!("moto: put_secret_value({name}): {}", DisplayErrorContext(&error))
+                });
         }
         Err(error) => panic!("moto: create_secret({name}): {}", DisplayErrorContext(&error)),
     }
@@ -86,23 +99,43 @@ pub async fn put_secret(name: &str, value: &Value) {
 
 /// The secret's current value (parsed as JSON, or a JSON string if it is not JSON); None if absent.
 pub async fn get_secret(name: &str) -> Option<Value> {
-    let fetched = secrets_client().await.get_secret_value().secret_id(name).send().await;
+    let fetched = secrets_client()
+        .await
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await;
     match fetched {
         Ok(output) => {
             let text = output.secret_string().unwrap_or_default();
             Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
         }
-        Err(error) if error.as_service_error().is_some_and(|error| error.is_resource_not_found_exception()) => None,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
+            None
+        }
         Err(error) => panic!("moto: get_secret_value({name}): {}", DisplayErrorContext(&error)),
     }
 }
 
 /// Delete the secret at once (no recovery window); absent secrets are fine.
 pub async fn delete_secret(name: &str) {
-    let deleted = secrets_client().await.delete_secret().secret_id(name).force_delete_without_recovery(true).send().await;
+    let deleted = secrets_client()
+        .await
+        .delete_secret()
+        .secret_id(name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await;
     match deleted {
         Ok(_) => {}
-        Err(error) if error.as_service_error().is_some_and(|error| error.is_resource_not_found_exception()) => {}
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) => {}
         Err(error) => panic!("moto: delete_secret({name}): {}", DisplayErrorContext(&error)),
     }
 }
@@ -116,7 +149,10 @@ pub async fn create_queue(name: &str) -> String {
         .send()
         .await
         .unwrap_or_else(|error| panic!("moto: create_queue({name}): {}", DisplayErrorContext(&error)));
-    created.queue_url().unwrap_or_else(|| panic!("moto: create_queue({name}) returned no URL")).to_owned()
+    created
+        .queue_url()
+        .unwrap_or_else(|| panic!("moto: create_queue({name}) returned no URL"))
+        .to_owned()
 }
 
 // --- FIFO queues (added for the verify tests) -------------------------------------------
@@ -134,8 +170,16 @@ pub async fn create_fifo_queue(name: &str) -> String {
         .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
         .send()
         .await
-        .unwrap_or_else(|error| panic!("moto: create_queue({name}, fifo): {}", DisplayErrorContext(&error)));
-    created.queue_url().unwrap_or_else(|| panic!("moto: create_queue({name}) returned no URL")).to_owned()
+        .unwrap_or_else(|error| {
+            panic!(
+                "moto: create_queue({name}, fifo): {}",
+                DisplayErrorContext(&error)
+            )
+        });
+    created
+        .queue_url()
+        .unwrap_or_else(|| panic!("moto: create_queue({name}) returned no URL"))
+        .to_owned()
 }
 
 /// Receive (and delete) every message that becomes visible within `wait`, with all system
@@ -165,7 +209,9 @@ pub async fn drain_queue(url: &str, expected: usize, wait: Duration) -> Vec<aws_
                     .receipt_handle(handle)
                     .send()
                     .await
-                    .unwrap_or_else(|error| panic!("moto: delete_message({url}): {}", DisplayErrorContext(&error)));
+                    .unwrap_or_else(|error| {
+                        panic!("moto: delete_message({url}): {}", DisplayErrorContext(&error))
+                    });
             }
         }
         let got_none = batch.is_empty();
@@ -211,7 +257,11 @@ fn start_moto() -> String {
         .expect("cannot start the moto supervisor thread");
     match ready_rx.recv() {
         Ok(Ok(())) => format!("http://127.0.0.1:{port}"),
-        Ok(Err(error)) => panic!("moto did not start: {error}; its log: {}\n{}", log_path.display(), log_tail(&log_path)),
+        Ok(Err(error)) => panic!(
+            "moto did not start: {error}; its log: {}\n{}",
+            log_path.display(),
+            log_tail(&log_path)
+        ),
         Err(_) => panic!("the moto supervisor thread died"),
     }
 }
@@ -219,7 +269,11 @@ fn start_moto() -> String {
 fn spawn_and_wait(binary: &Path, port: u16, log_path: &PathBuf) -> io::Result<Child> {
     let log = std::fs::File::create(log_path)?;
     let mut command = Command::new(binary);
-    command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: only async-signal-safe calls (prctl, errno) run between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -244,7 +298,9 @@ fn spawn_and_wait(binary: &Path, port: u16, log_path: &PathBuf) -> io::Result<Ch
         if started.elapsed() > STARTUP_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(io::Error::other(format!("moto_server did not answer on {address} within {STARTUP_TIMEOUT:?}")));
+            return Err(io::Error::other(format!(
+                "moto_server did not answer on {address} within {STARTUP_TIMEOUT:?}"
+            )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -264,7 +320,10 @@ fn answers_http(address: SocketAddr) -> bool {
 
 /// A port that was free a moment ago (moto needs a number up front).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("cannot find a free port on 127.0.0.1").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("cannot find a free port on 127.0.0.1")
+        .port()
 }
 
 fn log_tail(path: &Path) -> String {
@@ -284,7 +343,10 @@ mod tests {
         let name = format!("testbed/{}", uuid::Uuid::new_v4());
         assert_eq!(get_secret(&name).await, None);
         put_secret(&name, &json!({ "login": "grower", "password": "pw1" })).await;
-        assert_eq!(get_secret(&name).await, Some(json!({ "login": "grower", "password": "pw1" })));
+        assert_eq!(
+            get_secret(&name).await,
+            Some(json!({ "login": "grower", "password": "pw1" }))
+        );
         put_secret(&name, &json!({ "login": "grower", "password": "pw2" })).await;
         assert_eq!(get_secret(&name).await.expect("secret")["password"], "pw2");
         delete_secret(&name).await;
@@ -297,13 +359,26 @@ mod tests {
         let name = format!("testbed-{}", uuid::Uuid::new_v4());
         let url = create_queue(&name).await;
         assert!(url.ends_with(&name), "{url}");
-        let sent = sqs_client().await.send_message().queue_url(&url).message_body("{}").send().await;
-        assert!(sent.is_ok(), "{:?}", sent.err().map(|error| DisplayErrorContext(error).to_string()));
+        let sent = sqs_client()
+            .await
+            .send_message()
+            .queue_url(&url)
+            .message_body("{}")
+            .send()
+            .await;
+        assert!(
+            sent.is_ok(),
+            "{:?}",
+            sent.err().map(|error| DisplayErrorContext(error).to_string())
+        );
     }
 
     #[test]
     fn function_env_points_at_moto() {
         let env = function_env();
-        assert!(env.iter().any(|(name, value)| name == "AWS_ENDPOINT_URL" && value.starts_with("http://")));
+        assert!(
+            env.iter()
+                .any(|(name, value)| name == "AWS_ENDPOINT_URL" && value.starts_with("http://"))
+        );
     }
 }

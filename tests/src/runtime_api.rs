@@ -62,7 +62,11 @@ impl Invocation {
 #[derive(Debug, Clone)]
 pub enum InvokeError {
     /// No response within the invoke timeout.
-    Timeout { request_id: String, after: Duration, polled: bool },
+    Timeout {
+        request_id: String,
+        after: Duration,
+        polled: bool,
+    },
     /// The function reported an init error (`/runtime/init/error`) instead.
     InitError(Value),
 }
@@ -70,13 +74,24 @@ pub enum InvokeError {
 impl fmt::Display for InvokeError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InvokeError::Timeout { request_id, after, polled: false } => write!(
+            InvokeError::Timeout {
+                request_id,
+                after,
+                polled: false,
+            } => write!(
                 formatter,
                 "invocation {request_id}: no function polled /next within {after:?} \
                  (did the function start? is AWS_LAMBDA_RUNTIME_API right? check its logs)"
             ),
-            InvokeError::Timeout { request_id, after, polled: true } => {
-                write!(formatter, "invocation {request_id}: the function took it but posted no response within {after:?}")
+            InvokeError::Timeout {
+                request_id,
+                after,
+                polled: true,
+            } => {
+                write!(
+                    formatter,
+                    "invocation {request_id}: the function took it but posted no response within {after:?}"
+                )
             }
             InvokeError::InitError(body) => {
                 write!(formatter, "the function reported an init error: {body}")
@@ -123,17 +138,24 @@ impl RuntimeApi {
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
-            settings: Mutex::new(Settings { function_timeout: DEFAULT_FUNCTION_TIMEOUT, invoke_timeout: DEFAULT_INVOKE_TIMEOUT }),
+            settings: Mutex::new(Settings {
+                function_timeout: DEFAULT_FUNCTION_TIMEOUT,
+                invoke_timeout: DEFAULT_INVOKE_TIMEOUT,
+            }),
             first_poll: watch::Sender::new(None),
             init_error: watch::Sender::new(None),
             polls: AtomicUsize::new(0),
             unknown_answers: Mutex::new(Vec::new()),
         });
         let handler_inner = inner.clone();
-        let server = server::serve(move |request, connection| handle(handler_inner.clone(), request, connection))
-            .await
-            .expect("runtime API emulator: cannot listen on 127.0.0.1");
-        RuntimeApi { inner, server: Arc::new(server) }
+        let server =
+            server::serve(move |request, connection| handle(handler_inner.clone(), request, connection))
+                .await
+                .expect("runtime API emulator: cannot listen on 127.0.0.1");
+        RuntimeApi {
+            inner,
+            server: Arc::new(server),
+        }
     }
 
     /// Value for `AWS_LAMBDA_RUNTIME_API`: `127.0.0.1:PORT`, host and port without a scheme,
@@ -167,7 +189,12 @@ impl RuntimeApi {
         let (answer_tx, answer_rx) = oneshot::channel();
         let started = Instant::now();
         let invoke_timeout = lock(&self.inner.settings).invoke_timeout;
-        lock(&self.inner.queue).push_back(Queued { request_id: request_id.clone(), payload, polled: polled_tx, answer: answer_tx });
+        lock(&self.inner.queue).push_back(Queued {
+            request_id: request_id.clone(),
+            payload,
+            polled: polled_tx,
+            answer: answer_tx,
+        });
         self.inner.queued.notify_one();
 
         let mut init_error = self.inner.init_error.subscribe();
@@ -182,12 +209,22 @@ impl RuntimeApi {
         };
         let Some(answer) = result else {
             self.forget(&request_id);
-            return Err(InvokeError::Timeout { request_id, after: invoke_timeout, polled: polled_rx.try_recv().is_ok() });
+            return Err(InvokeError::Timeout {
+                request_id,
+                after: invoke_timeout,
+                polled: polled_rx.try_recv().is_ok(),
+            });
         };
         let elapsed = started.elapsed();
         // The sender is only dropped unsent if the invocation was never polled.
         let queued = polled_rx.await.map_or(elapsed, |polled_at| polled_at - started);
-        Ok(Invocation { request_id, outcome: answer.outcome, error_type: answer.error_type, elapsed, queued })
+        Ok(Invocation {
+            request_id,
+            outcome: answer.outcome,
+            error_type: answer.error_type,
+            elapsed,
+            queued,
+        })
     }
 
     /// When the first `GET .../invocation/next` arrived, if one has.
@@ -247,15 +284,23 @@ async fn handle(inner: Arc<Inner>, request: Request<Incoming>, _connection: Conn
             return runtime_error(400, "InvalidRequest", &format!("unreadable body: {error}"));
         }
     };
-    let error_type = parts.headers.get("lambda-runtime-function-error-type").and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let error_type = parts
+        .headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let Some(path) = parts.uri.path().strip_prefix(API_PREFIX) else {
         return runtime_error(404, "NotFound", parts.uri.path());
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (&parts.method, segments.as_slice()) {
         (&Method::GET, ["invocation", "next"]) => next_invocation(&inner).await,
-        (&Method::POST, ["invocation", request_id, "response"]) => answer(&inner, request_id, Ok(parse_body(&body)), error_type),
-        (&Method::POST, ["invocation", request_id, "error"]) => answer(&inner, request_id, Err(parse_body(&body)), error_type),
+        (&Method::POST, ["invocation", request_id, "response"]) => {
+            answer(&inner, request_id, Ok(parse_body(&body)), error_type)
+        }
+        (&Method::POST, ["invocation", request_id, "error"]) => {
+            answer(&inner, request_id, Err(parse_body(&body)), error_type)
+        }
         (&Method::POST, ["init", "error"]) => {
             inner.init_error.send_replace(Some(parse_body(&body)));
             json_response(202, &json!({ "status": "OK" }))
@@ -284,14 +329,20 @@ async fn next_invocation(inner: &Inner) -> HttpResponse {
         notified.await;
     };
     let function_timeout = lock(&inner.settings).function_timeout;
-    let deadline = (SystemTime::now() + function_timeout).duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_millis();
+    let deadline = (SystemTime::now() + function_timeout)
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis();
     let _ = queued.polled.send(Instant::now());
     lock(&inner.in_flight).insert(queued.request_id.clone(), queued.answer);
 
     let mut response = json_response(200, &queued.payload);
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
-        headers.insert(name, HeaderValue::from_str(&value).expect("runtime headers are ASCII"));
+        headers.insert(
+            name,
+            HeaderValue::from_str(&value).expect("runtime headers are ASCII"),
+        );
     };
     set("lambda-runtime-aws-request-id", queued.request_id.clone());
     set("lambda-runtime-deadline-ms", deadline.to_string());
@@ -300,10 +351,19 @@ async fn next_invocation(inner: &Inner) -> HttpResponse {
     response
 }
 
-fn answer(inner: &Inner, request_id: &str, outcome: Result<Value, Value>, error_type: Option<String>) -> HttpResponse {
+fn answer(
+    inner: &Inner,
+    request_id: &str,
+    outcome: Result<Value, Value>,
+    error_type: Option<String>,
+) -> HttpResponse {
     let Some(sender) = lock(&inner.in_flight).remove(request_id) else {
         lock(&inner.unknown_answers).push(request_id.to_owned());
-        return runtime_error(400, "InvalidRequestID", &format!("unknown or finished request id {request_id}"));
+        return runtime_error(
+            400,
+            "InvalidRequestID",
+            &format!("unknown or finished request id {request_id}"),
+        );
     };
     // The invoker may have timed out and gone; the answer is then simply dropped.
     let _ = sender.send(Answer { outcome, error_type });
@@ -315,14 +375,21 @@ fn parse_body(body: &[u8]) -> Value {
 }
 
 fn runtime_error(status: u16, error_type: &str, message: &str) -> HttpResponse {
-    json_response(status, &json!({ "errorType": error_type, "errorMessage": message }))
+    json_response(
+        status,
+        &json!({ "errorType": error_type, "errorMessage": message }),
+    )
 }
 
 /// An X-Ray trace header in the format Lambda sends.
 fn trace_id() -> String {
-    let epoch_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let epoch_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
     let hex = |digits: usize| -> String {
-        std::iter::repeat_with(|| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0')).take(digits).collect()
+        std::iter::repeat_with(|| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
+            .take(digits)
+            .collect()
     };
     format!("Root=1-{epoch_secs:08x}-{};Parent={};Sampled=0", hex(24), hex(16))
 }
@@ -341,9 +408,22 @@ mod tests {
                     return;
                 };
                 let headers = next.headers().clone();
-                let request_id = headers["lambda-runtime-aws-request-id"].to_str().expect("ascii").to_owned();
-                let deadline: u64 = headers["lambda-runtime-deadline-ms"].to_str().expect("ascii").parse().expect("ms");
-                assert!(deadline > SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64);
+                let request_id = headers["lambda-runtime-aws-request-id"]
+                    .to_str()
+                    .expect("ascii")
+                    .to_owned();
+                let deadline: u64 = headers["lambda-runtime-deadline-ms"]
+                    .to_str()
+                    .expect("ascii")
+                    .parse()
+                    .expect("ms");
+                assert!(
+                    deadline
+                        > SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .expect("clock")
+                            .as_millis() as u64
+                );
                 assert!(headers.contains_key("lambda-runtime-invoked-function-arn"));
                 assert!(headers.contains_key("lambda-runtime-trace-id"));
                 let payload: Value = next.json().await.expect("payload");
@@ -434,6 +514,9 @@ mod tests {
         assert_eq!(response.status(), 202);
         let error = waiting.await.expect("task").expect_err("init error");
         assert!(matches!(error, InvokeError::InitError(body) if body["errorMessage"] == "no config"));
-        assert_eq!(runtime.init_error().expect("recorded")["errorType"], "Runtime.InitError");
+        assert_eq!(
+            runtime.init_error().expect("recorded")["errorType"],
+            "Runtime.InitError"
+        );
     }
 }

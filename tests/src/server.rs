@@ -112,7 +112,10 @@ where
 }
 
 fn set_zero_linger(fd: RawFd) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: `fd` is an open socket owned by the caller for the duration of this call and
     // `linger` is a properly sized, initialised value for SO_LINGER.
     let rc = unsafe {
@@ -137,7 +140,9 @@ pub(crate) fn json_response(status: u16, body: &serde_json::Value) -> HttpRespon
 pub(crate) fn raw_response(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -171,7 +176,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u32;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -186,7 +195,10 @@ mod tests {
         let time = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(iso_micros(time), "2023-11-14T22:13:20.123456Z");
         // A leap day, to exercise the month arithmetic.
-        assert_eq!(iso_micros(UNIX_EPOCH + Duration::from_secs(1_709_164_800)), "2024-02-29T00:00:00.000000Z");
+        assert_eq!(
+            iso_micros(UNIX_EPOCH + Duration::from_secs(1_709_164_800)),
+            "2024-02-29T00:00:00.000000Z"
+        );
     }
 
     #[test]

@@ -104,7 +104,10 @@ impl RecordedRequest {
     /// First value of a header (name matched case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(key, _)| *key == name).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// The body parsed as JSON, if it is JSON.
@@ -181,7 +184,10 @@ impl StandIn {
         let state = Arc::new(Mutex::new(State::default()));
         let stara = serve_side(state.clone(), Side::Stara).await;
         let leaf = serve_side(state.clone(), Side::Leaf).await;
-        StandIn { state, servers: Arc::new(Servers { stara, leaf }) }
+        StandIn {
+            state,
+            servers: Arc::new(Servers { stara, leaf }),
+        }
     }
 
     /// Base URL of the Stara stand-in, e.g. `http://127.0.0.1:41234` (no trailing slash).
@@ -223,7 +229,9 @@ impl StandIn {
         let mut state = self.lock();
         let api_key = random_token("seeded-apikey");
         let tokens = StaraTokens::random("seeded");
-        state.secrets.extend([api_key.clone()].into_iter().chain(tokens.all()));
+        state
+            .secrets
+            .extend([api_key.clone()].into_iter().chain(tokens.all()));
         state.user_mut(user).credential = Some(Credential::new(status, api_key, tokens));
     }
 
@@ -244,12 +252,19 @@ impl StandIn {
     pub fn credential(&self, user: &str) -> Option<CredentialView> {
         let state = self.lock();
         let credential = state.users.get(user)?.credential.as_ref()?;
-        Some(CredentialView { id: credential.id.clone(), status: credential.status.clone() })
+        Some(CredentialView {
+            id: credential.id.clone(),
+            status: credential.status.clone(),
+        })
     }
 
     /// The events Leaf holds for `user`, oldest first (same JSON as the events endpoint).
     pub fn events(&self, user: &str) -> Vec<Value> {
-        self.lock().users.get(user).map(|user| user.events.clone()).unwrap_or_default()
+        self.lock()
+            .users
+            .get(user)
+            .map(|user| user.events.clone())
+            .unwrap_or_default()
     }
 
     /// Append a provider event whose raw body and headers contain a fresh token (also
@@ -259,7 +274,10 @@ impl StandIn {
         let mut state = self.lock();
         let token = random_token("event-token");
         state.secrets.push(token.clone());
-        state.user_mut(user).events.push(provider_event(status_code, &token));
+        state
+            .user_mut(user)
+            .events
+            .push(provider_event(status_code, &token));
     }
 
     /// Invalidate every id_token issued so far: Leaf answers 401 until the product re-authenticates.
@@ -274,12 +292,20 @@ impl StandIn {
 
     /// The next `times` requests to `route` get `fault`; queued after any pending faults.
     pub fn inject(&self, route: Route, fault: Fault, times: usize) {
-        self.lock().faults.entry(route).or_default().extend(std::iter::repeat_n(fault, times));
+        self.lock()
+            .faults
+            .entry(route)
+            .or_default()
+            .extend(std::iter::repeat_n(fault, times));
     }
 
     /// Each request to `route` gets `fault` with this probability (after queued faults).
     pub fn inject_randomly(&self, route: Route, fault: Fault, probability: f64) {
-        self.lock().random_faults.entry(route).or_default().push((fault, probability));
+        self.lock()
+            .random_faults
+            .entry(route)
+            .or_default()
+            .push((fault, probability));
     }
 
     /// How many faults `route` has served so far, queued and random ones.
@@ -307,18 +333,39 @@ impl StandIn {
 
     /// Requests that arrived on `route`, faulted ones included.
     pub fn count(&self, route: Route) -> usize {
-        self.lock().requests.iter().filter(|request| request.route == route).count()
+        self.lock()
+            .requests
+            .iter()
+            .filter(|request| request.route == route)
+            .count()
     }
 
     /// Request count of every route (zero included).
     pub fn counts(&self) -> BTreeMap<Route, usize> {
         let state = self.lock();
-        Route::ALL.iter().map(|&route| (route, state.requests.iter().filter(|request| request.route == route).count())).collect()
+        Route::ALL
+            .iter()
+            .map(|&route| {
+                (
+                    route,
+                    state
+                        .requests
+                        .iter()
+                        .filter(|request| request.route == route)
+                        .count(),
+                )
+            })
+            .collect()
     }
 
     /// Every request that arrived on `route`, oldest first.
     pub fn requests(&self, route: Route) -> Vec<RecordedRequest> {
-        self.lock().requests.iter().filter(|request| request.route == route).cloned().collect()
+        self.lock()
+            .requests
+            .iter()
+            .filter(|request| request.route == route)
+            .cloned()
+            .collect()
     }
 
     /// Requests that matched no route, as "METHOD /path" (should stay empty).
@@ -348,7 +395,12 @@ async fn serve_side(state: Arc<Mutex<State>>, side: Side) -> Server {
         .expect("stand-in: cannot listen on 127.0.0.1")
 }
 
-async fn handle(state: Arc<Mutex<State>>, side: Side, request: Request<Incoming>, connection: Connection) -> HttpResponse {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    side: Side,
+    request: Request<Incoming>,
+    connection: Connection,
+) -> HttpResponse {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -360,7 +412,10 @@ async fn handle(state: Arc<Mutex<State>>, side: Side, request: Request<Incoming>
     let Some((route, user)) = classify(side, &parts.method, &path) else {
         lock(&state).unrouted.push(format!("{} {path}", parts.method));
         let detail = format!("no route for {} {path}", parts.method);
-        return json_response(404, &json!({ "title": "Not Found", "status": 404, "detail": detail }));
+        return json_response(
+            404,
+            &json!({ "title": "Not Found", "status": 404, "detail": detail }),
+        );
     };
 
     let (latency, fault) = {
@@ -372,17 +427,24 @@ async fn handle(state: Arc<Mutex<State>>, side: Side, request: Request<Incoming>
             headers: parts
                 .headers
                 .iter()
-                .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: String::from_utf8_lossy(&body).into_owned(),
             at: Instant::now(),
         });
         let queued = state.faults.get_mut(&route).and_then(VecDeque::pop_front);
         let fault = queued.or_else(|| {
-            state
-                .random_faults
-                .get(&route)
-                .and_then(|choices| choices.iter().find(|(_, probability)| fastrand::f64() < *probability).map(|(fault, _)| fault.clone()))
+            state.random_faults.get(&route).and_then(|choices| {
+                choices
+                    .iter()
+                    .find(|(_, probability)| fastrand::f64() < *probability)
+                    .map(|(fault, _)| fault.clone())
+            })
         });
         if fault.is_some() {
             *state.faults_served.entry(route).or_default() += 1;
@@ -467,8 +529,10 @@ fn percent_decode(text: &str) -> String {
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        let escaped =
-            (bytes[index] == b'%').then(|| text.get(index + 1..index + 3)).flatten().and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        let escaped = (bytes[index] == b'%')
+            .then(|| text.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
         match escaped {
             Some(byte) => {
                 decoded.push(byte);
@@ -490,11 +554,16 @@ fn string_fields<const N: usize>(body: &[u8], names: [&str; N]) -> Option<[Strin
     if fields.iter().any(Option::is_none) {
         return None;
     }
-    Some(std::array::from_fn(|index| fields[index].take().unwrap_or_default()))
+    Some(std::array::from_fn(|index| {
+        fields[index].take().unwrap_or_default()
+    }))
 }
 
 fn leaf_error(status: u16, title: &str, detail: &str) -> HttpResponse {
-    json_response(status, &json!({ "title": title, "status": status, "detail": detail }))
+    json_response(
+        status,
+        &json!({ "title": title, "status": status, "detail": detail }),
+    )
 }
 
 fn stara_error(status: u16, message: &str) -> HttpResponse {
@@ -524,7 +593,11 @@ impl StaraTokens {
     }
 
     fn all(&self) -> [String; 3] {
-        [self.access_token.clone(), self.access_token_client.clone(), self.refresh_token.clone()]
+        [
+            self.access_token.clone(),
+            self.access_token_client.clone(),
+            self.refresh_token.clone(),
+        ]
     }
 }
 
@@ -565,12 +638,20 @@ impl State {
     }
 
     /// The normal (fault-free) behaviour of a route.
-    fn process(&mut self, route: Route, user: Option<&str>, headers: &HeaderMap, body: &[u8]) -> HttpResponse {
+    fn process(
+        &mut self,
+        route: Route,
+        user: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> HttpResponse {
         match route {
             Route::StaraAuth => self.stara_auth(body),
             Route::StaraToken => self.stara_token(body),
             Route::LeafAuth => self.leaf_auth(body),
-            _ if !self.authorized(headers) => json_response(401, &json!({ "title": "Unauthorized", "status": 401 })),
+            _ if !self.authorized(headers) => {
+                json_response(401, &json!({ "title": "Unauthorized", "status": 401 }))
+            }
             _ => {
                 let user = user.expect("every /services route has a user id");
                 match route {
@@ -651,8 +732,13 @@ impl State {
     fn get_credentials(&self, id: &str) -> HttpResponse {
         match self.users.get(id) {
             None => leaf_error(404, "Not Found", "User not found"),
-            Some(LeafUser { credential: None, .. }) => leaf_error(404, "Not Found", "Stara credentials not found"),
-            Some(LeafUser { credential: Some(credential), .. }) => json_response(200, &credential.to_json()),
+            Some(LeafUser { credential: None, .. }) => {
+                leaf_error(404, "Not Found", "Stara credentials not found")
+            }
+            Some(LeafUser {
+                credential: Some(credential),
+                ..
+            }) => json_response(200, &credential.to_json()),
         }
     }
 
@@ -664,16 +750,31 @@ impl State {
             self.conflicts += 1;
             return leaf_error(409, "Conflict", "User already has Stara credentials");
         }
-        let fields = string_fields(body, ["apiKey", "accessToken", "accessTokenClient", "refreshToken"]);
+        let fields = string_fields(
+            body,
+            ["apiKey", "accessToken", "accessTokenClient", "refreshToken"],
+        );
         let Some([api_key, access_token, access_token_client, refresh_token]) = fields else {
-            return leaf_error(400, "Bad Request", "apiKey, accessToken, accessTokenClient and refreshToken are required");
+            return leaf_error(
+                400,
+                "Bad Request",
+                "apiKey, accessToken, accessTokenClient and refreshToken are required",
+            );
         };
-        let tokens = StaraTokens { access_token, access_token_client, refresh_token };
+        let tokens = StaraTokens {
+            access_token,
+            access_token_client,
+            refresh_token,
+        };
         let Some(issued) = self.api_keys.get(&api_key) else {
             return leaf_error(400, "Bad Request", "apiKey was not issued by Stara");
         };
         if !issued.contains(&tokens) {
-            return leaf_error(400, "Bad Request", "tokens were not issued by Stara for this apiKey");
+            return leaf_error(
+                400,
+                "Bad Request",
+                "tokens were not issued by Stara for this apiKey",
+            );
         }
 
         let event = provider_event(200, &tokens.access_token);
@@ -708,7 +809,10 @@ mod tests {
     const USER: &str = "11111111-2222-3333-4444-555555555555";
 
     fn client() -> reqwest::Client {
-        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("reqwest client")
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("reqwest client")
     }
 
     async fn post(url: String, body: Value) -> (StatusCode, Value) {
@@ -727,10 +831,17 @@ mod tests {
     }
 
     async fn stara_tokens(stand_in: &StandIn) -> Value {
-        let (status, auth) =
-            post(format!("{}/autenticacao", stand_in.stara_url()), json!({ "login": "grower@example.com", "password": "stara-pw" })).await;
+        let (status, auth) = post(
+            format!("{}/autenticacao", stand_in.stara_url()),
+            json!({ "login": "grower@example.com", "password": "stara-pw" }),
+        )
+        .await;
         assert_eq!(status, 200);
-        let (status, mut tokens) = post(format!("{}/token", stand_in.stara_url()), json!({ "apiKey": auth["apiKey"] })).await;
+        let (status, mut tokens) = post(
+            format!("{}/token", stand_in.stara_url()),
+            json!({ "apiKey": auth["apiKey"] }),
+        )
+        .await;
         assert_eq!(status, 200);
         tokens["apiKey"] = auth["apiKey"].clone();
         tokens
@@ -750,8 +861,17 @@ mod tests {
         format!("{}{USERS_PREFIX}{USER}/stara-credentials", stand_in.leaf_url())
     }
 
-    async fn post_credentials(stand_in: &StandIn, token: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
-        client().post(credentials_url(stand_in)).bearer_auth(token).json(body).send().await
+    async fn post_credentials(
+        stand_in: &StandIn,
+        token: &str,
+        body: &Value,
+    ) -> reqwest::Result<reqwest::Response> {
+        client()
+            .post(credentials_url(stand_in))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
     }
 
     #[tokio::test]
@@ -760,13 +880,26 @@ mod tests {
         let tokens = stara_tokens(&stand_in).await;
         let token = id_token(&stand_in).await;
 
-        let user = client().get(format!("{}{USERS_PREFIX}{USER}", stand_in.leaf_url())).bearer_auth(&token).send().await.expect("get user");
+        let user = client()
+            .get(format!("{}{USERS_PREFIX}{USER}", stand_in.leaf_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get user");
         assert_eq!(user.status(), 200);
         assert_eq!(user.json::<Value>().await.expect("user json")["id"], USER);
 
-        let missing = client().get(credentials_url(&stand_in)).bearer_auth(&token).send().await.expect("get");
+        let missing = client()
+            .get(credentials_url(&stand_in))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(missing.status(), 404);
-        assert_eq!(missing.json::<Value>().await.expect("404 json")["title"], "Not Found");
+        assert_eq!(
+            missing.json::<Value>().await.expect("404 json")["title"],
+            "Not Found"
+        );
 
         let created = post_credentials(&stand_in, &token, &tokens).await.expect("post");
         assert_eq!(created.status(), 201);
@@ -777,11 +910,24 @@ mod tests {
         assert_eq!(created_time.len(), "2024-01-01T00:00:00.000000Z".len());
 
         let view = stand_in.credential(USER).expect("stored");
-        assert_eq!((view.id.as_str(), view.status.as_str()), (created["id"].as_str().expect("id"), "OK"));
+        assert_eq!(
+            (view.id.as_str(), view.status.as_str()),
+            (created["id"].as_str().expect("id"), "OK")
+        );
 
-        let fetched: Value =
-            client().get(credentials_url(&stand_in)).bearer_auth(&token).send().await.expect("get").json().await.expect("json");
-        assert_eq!(fetched["accessToken"], tokens["accessToken"], "Leaf echoes the tokens back");
+        let fetched: Value = client()
+            .get(credentials_url(&stand_in))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            fetched["accessToken"], tokens["accessToken"],
+            "Leaf echoes the tokens back"
+        );
 
         let events: Value = client()
             .get(format!("{}/events", credentials_url(&stand_in)))
@@ -795,10 +941,20 @@ mod tests {
         let event_body = events[0]["body"].as_str().expect("event body");
         assert!(event_body.contains(tokens["accessToken"].as_str().expect("token")));
 
-        let deleted = client().delete(credentials_url(&stand_in)).bearer_auth(&token).send().await.expect("delete");
+        let deleted = client()
+            .delete(credentials_url(&stand_in))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("delete");
         assert_eq!(deleted.status(), 204);
         assert_eq!(stand_in.credential(USER), None);
-        let again = client().delete(credentials_url(&stand_in)).bearer_auth(&token).send().await.expect("delete");
+        let again = client()
+            .delete(credentials_url(&stand_in))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("delete");
         assert_eq!(again.status(), 404);
 
         let counts = stand_in.counts();
@@ -807,23 +963,49 @@ mod tests {
         assert_eq!(counts[&Route::LeafEvents], 1);
         assert!(stand_in.unrouted().is_empty());
         let secrets = stand_in.issued_secrets();
-        for secret in ["stara-pw", "leaf-pw", token.as_str(), tokens["refreshToken"].as_str().expect("str")] {
-            assert!(secrets.iter().any(|known| known == secret), "{secret} should be reported");
+        for secret in [
+            "stara-pw",
+            "leaf-pw",
+            token.as_str(),
+            tokens["refreshToken"].as_str().expect("str"),
+        ] {
+            assert!(
+                secrets.iter().any(|known| known == secret),
+                "{secret} should be reported"
+            );
         }
         let recorded = &stand_in.requests(Route::LeafPostCredentials)[0];
-        assert_eq!(recorded.header("Authorization"), Some(format!("Bearer {token}").as_str()));
+        assert_eq!(
+            recorded.header("Authorization"),
+            Some(format!("Bearer {token}").as_str())
+        );
         assert_eq!(recorded.json(), Some(tokens));
     }
 
     #[tokio::test]
     async fn rejects_bad_logins_bodies_and_unknown_users() {
         let stand_in = seeded().await;
-        let (status, body) =
-            post(format!("{}/autenticacao", stand_in.stara_url()), json!({ "login": "grower@example.com", "password": "wrong" })).await;
-        assert_eq!((status.as_u16(), body["message"].as_str()), (401, Some("Login ou senha inválidos")));
-        let not_json = client().post(format!("{}/autenticacao", stand_in.stara_url())).body("login=x").send().await.expect("post");
+        let (status, body) = post(
+            format!("{}/autenticacao", stand_in.stara_url()),
+            json!({ "login": "grower@example.com", "password": "wrong" }),
+        )
+        .await;
+        assert_eq!(
+            (status.as_u16(), body["message"].as_str()),
+            (401, Some("Login ou senha inválidos"))
+        );
+        let not_json = client()
+            .post(format!("{}/autenticacao", stand_in.stara_url()))
+            .body("login=x")
+            .send()
+            .await
+            .expect("post");
         assert_eq!(not_json.status(), 400);
-        let (status, _) = post(format!("{}/token", stand_in.stara_url()), json!({ "apiKey": "made-up" })).await;
+        let (status, _) = post(
+            format!("{}/token", stand_in.stara_url()),
+            json!({ "apiKey": "made-up" }),
+        )
+        .await;
         assert_eq!(status, 401);
         let (status, _) = post(
             format!("{}/api/authenticate", stand_in.leaf_url()),
@@ -834,15 +1016,25 @@ mod tests {
 
         let token = id_token(&stand_in).await;
         let unknown = client()
-            .get(format!("{}{USERS_PREFIX}nobody/stara-credentials", stand_in.leaf_url()))
+            .get(format!(
+                "{}{USERS_PREFIX}nobody/stara-credentials",
+                stand_in.leaf_url()
+            ))
             .bearer_auth(&token)
             .send()
             .await
             .expect("get");
         assert_eq!(unknown.status(), 404);
-        let no_token = client().get(credentials_url(&stand_in)).send().await.expect("get");
+        let no_token = client()
+            .get(credentials_url(&stand_in))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(no_token.status(), 401);
-        assert_eq!(no_token.json::<Value>().await.expect("json"), json!({ "title": "Unauthorized", "status": 401 }));
+        assert_eq!(
+            no_token.json::<Value>().await.expect("json"),
+            json!({ "title": "Unauthorized", "status": 401 })
+        );
     }
 
     #[tokio::test]
@@ -856,8 +1048,17 @@ mod tests {
         let response = post_credentials(&stand_in, &token, &forged).await.expect("post");
         assert_eq!(response.status(), 400);
         let mut partial = tokens.clone();
-        partial.as_object_mut().expect("object").remove("accessTokenClient");
-        assert_eq!(post_credentials(&stand_in, &token, &partial).await.expect("post").status(), 400);
+        partial
+            .as_object_mut()
+            .expect("object")
+            .remove("accessTokenClient");
+        assert_eq!(
+            post_credentials(&stand_in, &token, &partial)
+                .await
+                .expect("post")
+                .status(),
+            400
+        );
         assert_eq!(stand_in.credential(USER), None);
 
         stand_in.set_next_status(USER, "PENDING");
@@ -876,11 +1077,25 @@ mod tests {
         let stand_in = seeded().await;
         let first = id_token(&stand_in).await;
         stand_in.expire_leaf_tokens();
-        let response = client().get(credentials_url(&stand_in)).bearer_auth(&first).send().await.expect("get");
+        let response = client()
+            .get(credentials_url(&stand_in))
+            .bearer_auth(&first)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status(), 401);
         let second = id_token(&stand_in).await;
-        let response = client().get(credentials_url(&stand_in)).bearer_auth(&second).send().await.expect("get");
-        assert_eq!(response.status(), 404, "authorised again; the user just has no credentials");
+        let response = client()
+            .get(credentials_url(&stand_in))
+            .bearer_auth(&second)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            response.status(),
+            404,
+            "authorised again; the user just has no credentials"
+        );
     }
 
     #[tokio::test]
@@ -901,9 +1116,21 @@ mod tests {
             .expect("json");
         assert_eq!(events[0]["statusCode"], 401);
         let body = events[0]["body"].as_str().expect("body");
-        assert!(stand_in.issued_secrets().iter().any(|secret| body.contains(secret.as_str())));
-        let credential: Value =
-            client().get(credentials_url(&stand_in)).bearer_auth(&token).send().await.expect("get").json().await.expect("json");
+        assert!(
+            stand_in
+                .issued_secrets()
+                .iter()
+                .any(|secret| body.contains(secret.as_str()))
+        );
+        let credential: Value = client()
+            .get(credentials_url(&stand_in))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(credential["status"], "OK");
     }
 
@@ -913,8 +1140,16 @@ mod tests {
         let url = format!("{}/autenticacao", stand_in.stara_url());
         let login = json!({ "login": "grower@example.com", "password": "stara-pw" });
         let at = SystemTime::now() + Duration::from_secs(120);
-        stand_in.inject(Route::StaraAuth, Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(7)), 1);
-        stand_in.inject(Route::StaraAuth, Fault::StatusWithRetryAfter(503, RetryAfter::HttpDate(at)), 1);
+        stand_in.inject(
+            Route::StaraAuth,
+            Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(7)),
+            1,
+        );
+        stand_in.inject(
+            Route::StaraAuth,
+            Fault::StatusWithRetryAfter(503, RetryAfter::HttpDate(at)),
+            1,
+        );
         stand_in.inject(Route::StaraAuth, Fault::Status(500), 1);
 
         let first = client().post(&url).json(&login).send().await.expect("post");
@@ -959,8 +1194,16 @@ mod tests {
         stand_in.inject(Route::LeafAuth, Fault::Reset, 1);
         let url = format!("{}/api/authenticate", stand_in.leaf_url());
         let body = json!({ "username": "owner", "password": "leaf-pw", "rememberMe": "true" });
-        let error = client().post(&url).json(&body).send().await.expect_err("connection reset");
-        assert!(error.status().is_none() && !error.is_timeout(), "unexpected error kind: {error:?}");
+        let error = client()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect_err("connection reset");
+        assert!(
+            error.status().is_none() && !error.is_timeout(),
+            "unexpected error kind: {error:?}"
+        );
         let (status, _) = post(url, body).await;
         assert_eq!(status, 200);
         assert_eq!(stand_in.count(Route::LeafAuth), 2);
@@ -973,7 +1216,10 @@ mod tests {
         stand_in.inject(Route::StaraAuth, Fault::Latency(Duration::from_millis(300)), 1);
         let url = format!("{}/autenticacao", stand_in.stara_url());
         let login = json!({ "login": "grower@example.com", "password": "stara-pw" });
-        let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().expect("client");
+        let impatient = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .expect("client");
         let error = impatient.post(&url).json(&login).send().await.expect_err("hang");
         assert!(error.is_timeout(), "expected a timeout: {error:?}");
 
@@ -998,23 +1244,56 @@ mod tests {
         let tokens = stara_tokens(&stand_in).await;
         let token = id_token(&stand_in).await;
         stand_in.inject(Route::LeafPostCredentials, Fault::ProcessThenReset, 1);
-        let error = post_credentials(&stand_in, &token, &tokens).await.expect_err("lost response");
-        assert!(error.status().is_none() && !error.is_timeout(), "unexpected error kind: {error:?}");
-        assert_eq!(stand_in.credential(USER).map(|view| view.status), Some("OK".to_owned()));
+        let error = post_credentials(&stand_in, &token, &tokens)
+            .await
+            .expect_err("lost response");
+        assert!(
+            error.status().is_none() && !error.is_timeout(),
+            "unexpected error kind: {error:?}"
+        );
+        assert_eq!(
+            stand_in.credential(USER).map(|view| view.status),
+            Some("OK".to_owned())
+        );
         let retry = post_credentials(&stand_in, &token, &tokens).await.expect("post");
-        assert_eq!(retry.status(), 409, "the first attempt did create the credentials");
+        assert_eq!(
+            retry.status(),
+            409,
+            "the first attempt did create the credentials"
+        );
     }
 
     #[test]
     fn classifies_paths() {
         let route = |side, method, path| classify(side, &method, path);
         assert_eq!(
-            route(Side::Leaf, Method::GET, "/services/usermanagement/api/users/a%20b/stara-credentials/events"),
+            route(
+                Side::Leaf,
+                Method::GET,
+                "/services/usermanagement/api/users/a%20b/stara-credentials/events"
+            ),
             Some((Route::LeafEvents, Some("a b".to_owned())))
         );
-        assert_eq!(route(Side::Leaf, Method::GET, "/services/usermanagement/api/users//stara-credentials"), None);
-        assert_eq!(route(Side::Leaf, Method::PUT, "/services/usermanagement/api/users/x/stara-credentials"), None);
+        assert_eq!(
+            route(
+                Side::Leaf,
+                Method::GET,
+                "/services/usermanagement/api/users//stara-credentials"
+            ),
+            None
+        );
+        assert_eq!(
+            route(
+                Side::Leaf,
+                Method::PUT,
+                "/services/usermanagement/api/users/x/stara-credentials"
+            ),
+            None
+        );
         assert_eq!(route(Side::Stara, Method::POST, "/api/authenticate"), None);
-        assert_eq!(route(Side::Stara, Method::POST, "/token"), Some((Route::StaraToken, None)));
+        assert_eq!(
+            route(Side::Stara, Method::POST, "/token"),
+            Some((Route::StaraToken, None))
+        );
     }
 }

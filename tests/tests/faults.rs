@@ -59,9 +59,10 @@ impl Kind {
             Kind::Hang => Fault::Hang,
             Kind::Reset => Fault::Reset,
             Kind::TooManyRetryAfterSeconds => Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(1)),
-            Kind::TooManyRetryAfterDate => {
-                Fault::StatusWithRetryAfter(429, RetryAfter::HttpDate(SystemTime::now() + Duration::from_secs(2)))
-            }
+            Kind::TooManyRetryAfterDate => Fault::StatusWithRetryAfter(
+                429,
+                RetryAfter::HttpDate(SystemTime::now() + Duration::from_secs(2)),
+            ),
             Kind::Status(code) => Fault::Status(code),
             Kind::MalformedJson => Fault::MalformedJson,
             Kind::MissingFields => Fault::MissingFields,
@@ -79,10 +80,17 @@ fn expected(step: Route, kind: Kind) -> Expect {
     use Kind::*;
     use Route::*;
     // A step reached only when credentials are replaced succeeds as `reconnected`.
-    let success = if step == LeafDeleteCredentials { RECONNECTED } else { CONNECTED };
+    let success = if step == LeafDeleteCredentials {
+        RECONNECTED
+    } else {
+        CONNECTED
+    };
     match (step, kind) {
         // Transient: retried with backoff (or after Retry-After) and recovered.
-        (_, Hang | Reset | TooManyRetryAfterSeconds | TooManyRetryAfterDate | Status(429 | 502 | 503 | 504)) => success,
+        (
+            _,
+            Hang | Reset | TooManyRetryAfterSeconds | TooManyRetryAfterDate | Status(429 | 502 | 503 | 504),
+        ) => success,
         // A plain 500 is not retried in-process; an SQS redelivery may try again later.
         (_, Status(500)) => BAD_GATEWAY,
         // Stara: a wrong login is the grower's problem; anything else unexpected is Stara's.
@@ -133,7 +141,9 @@ async fn run_cell(step: Route, kind: Kind) -> Result<(), String> {
     }
     bed.standin.inject(step, kind.fault(), 1);
 
-    let invocation = bed.invoke(&running, connect_api_event(&grower.leaf_user_id, false)).await;
+    let invocation = bed
+        .invoke(&running, connect_api_event(&grower.leaf_user_id, false))
+        .await;
     let (status, body) = api_response(&invocation);
     let got = match body["error"]["code"].as_str() {
         Some(code) => Expect::Err(status, leak(code)),
@@ -162,14 +172,23 @@ async fn run_cell(step: Route, kind: Kind) -> Result<(), String> {
             bed.standin.set_credential(&other.leaf_user_id, "INVALID");
         }
         bed.standin.inject(step, kind.fault(), 1);
-        let invocation = bed.invoke(&running, sqs_event(&[connect_body(&other.leaf_user_id, false)])).await;
+        let invocation = bed
+            .invoke(&running, sqs_event(&[connect_body(&other.leaf_user_id, false)]))
+            .await;
         let failed = !batch_failures(&invocation).is_empty();
         if failed != expect.retried_by_sqs() {
-            problems.push(format!("SQS: batch item failure {failed}, expected {}", expect.retried_by_sqs()));
+            problems.push(format!(
+                "SQS: batch item failure {failed}, expected {}",
+                expect.retried_by_sqs()
+            ));
         }
     }
     bed.assert_no_leaks(&[&running.function]);
-    if problems.is_empty() { Ok(()) } else { Err(format!("{step:?} × {kind:?}: {}", problems.join("; "))) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{step:?} × {kind:?}: {}", problems.join("; ")))
+    }
 }
 
 fn leak(text: &str) -> &'static str {
@@ -178,7 +197,10 @@ fn leak(text: &str) -> &'static str {
 
 #[tokio::test]
 async fn every_upstream_step_under_every_fault() {
-    let cells: Vec<(Route, Kind)> = STEPS.iter().flat_map(|&step| Kind::ALL.iter().map(move |&kind| (step, kind))).collect();
+    let cells: Vec<(Route, Kind)> = STEPS
+        .iter()
+        .flat_map(|&step| Kind::ALL.iter().map(move |&kind| (step, kind)))
+        .collect();
     assert_eq!(cells.len(), 91);
     let failures: Vec<String> = futures_util::stream::iter(cells)
         .map(|(step, kind)| run_cell(step, kind))
@@ -186,7 +208,12 @@ async fn every_upstream_step_under_every_fault() {
         .filter_map(|result| async move { result.err() })
         .collect()
         .await;
-    assert!(failures.is_empty(), "{} cells failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cells failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// A fault that does not stop: the step keeps failing until the retries or the budget run out.
@@ -194,16 +221,56 @@ async fn every_upstream_step_under_every_fault() {
 async fn persistent_faults_end_with_the_right_error() {
     let cases = [
         // RETRY_MAX_ATTEMPTS is 4 in the bed.
-        (Route::StaraAuth, Fault::Status(503), Expect::Err(503, "upstream_unavailable"), 4..=4),
-        (Route::StaraToken, Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(0)), Expect::Err(503, "upstream_unavailable"), 4..=4),
-        (Route::LeafGetCredentials, Fault::Status(502), Expect::Err(502, "upstream_bad_gateway"), 4..=4),
-        (Route::LeafPostCredentials, Fault::Status(504), Expect::Err(504, "upstream_timeout"), 4..=4),
-        (Route::LeafUser, Fault::Reset, Expect::Err(503, "upstream_unavailable"), 4..=4),
+        (
+            Route::StaraAuth,
+            Fault::Status(503),
+            Expect::Err(503, "upstream_unavailable"),
+            4..=4,
+        ),
+        (
+            Route::StaraToken,
+            Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(0)),
+            Expect::Err(503, "upstream_unavailable"),
+            4..=4,
+        ),
+        (
+            Route::LeafGetCredentials,
+            Fault::Status(502),
+            Expect::Err(502, "upstream_bad_gateway"),
+            4..=4,
+        ),
+        (
+            Route::LeafPostCredentials,
+            Fault::Status(504),
+            Expect::Err(504, "upstream_timeout"),
+            4..=4,
+        ),
+        (
+            Route::LeafUser,
+            Fault::Reset,
+            Expect::Err(503, "upstream_unavailable"),
+            4..=4,
+        ),
         // 1.5 s per attempt in a 5 s budget: three whole attempts, maybe a short fourth.
-        (Route::StaraAuth, Fault::Hang, Expect::Err(504, "upstream_timeout"), 3..=4),
+        (
+            Route::StaraAuth,
+            Fault::Hang,
+            Expect::Err(504, "upstream_timeout"),
+            3..=4,
+        ),
         // A Retry-After beyond RETRY_AFTER_CAP_MS (3 s in the bed) ends the retries at once.
-        (Route::StaraAuth, Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(60)), Expect::Err(503, "upstream_unavailable"), 1..=1),
-        (Route::LeafAuth, Fault::Status(401), Expect::Err(500, "configuration_error"), 1..=1),
+        (
+            Route::StaraAuth,
+            Fault::StatusWithRetryAfter(429, RetryAfter::Seconds(60)),
+            Expect::Err(503, "upstream_unavailable"),
+            1..=1,
+        ),
+        (
+            Route::LeafAuth,
+            Fault::Status(401),
+            Expect::Err(500, "configuration_error"),
+            1..=1,
+        ),
     ];
     for (step, fault, expect, attempts) in cases {
         let bed = Bed::start().await;
@@ -211,10 +278,21 @@ async fn persistent_faults_end_with_the_right_error() {
         let grower = bed.add_grower().await;
         bed.standin.inject(step, fault.clone(), 100);
 
-        let (status, body) = api_response(&bed.invoke(&running, connect_api_event(&grower.leaf_user_id, false)).await);
+        let (status, body) = api_response(
+            &bed.invoke(&running, connect_api_event(&grower.leaf_user_id, false))
+                .await,
+        );
 
-        assert_eq!(Expect::Err(status, leak(body["error"]["code"].as_str().unwrap_or("?"))), expect, "{step:?} {fault:?}: {body}");
-        assert!(attempts.contains(&bed.standin.count(step)), "{step:?} {fault:?}: {} attempts", bed.standin.count(step));
+        assert_eq!(
+            Expect::Err(status, leak(body["error"]["code"].as_str().unwrap_or("?"))),
+            expect,
+            "{step:?} {fault:?}: {body}"
+        );
+        assert!(
+            attempts.contains(&bed.standin.count(step)),
+            "{step:?} {fault:?}: {} attempts",
+            bed.standin.count(step)
+        );
         bed.assert_no_leaks(&[&running.function]);
     }
 }
@@ -228,17 +306,25 @@ async fn secrets_manager_faults() {
         (AwsFault::InternalError, 1, Expect::Ok(201, "connected")),
         (AwsFault::Reset, 1, Expect::Ok(201, "connected")),
         (AwsFault::Throttle, 100, Expect::Err(503, "secrets_unavailable")),
-        (AwsFault::Unavailable, 100, Expect::Err(503, "secrets_unavailable")),
+        (
+            AwsFault::Unavailable,
+            100,
+            Expect::Err(503, "secrets_unavailable"),
+        ),
         (AwsFault::Reset, 100, Expect::Err(503, "secrets_unavailable")),
     ];
     for (fault, times, expect) in cases {
         let bed = Bed::start().await;
         let proxy = AwsProxy::start(&moto::moto_endpoint()).await;
-        let running = bed.run("connect", &[("AWS_ENDPOINT_URL", &proxy.endpoint())]).await;
+        let running = bed
+            .run("connect", &[("AWS_ENDPOINT_URL", &proxy.endpoint())])
+            .await;
         let grower = bed.add_grower().await;
         proxy.inject(GET, fault.clone(), times);
 
-        let invocation = bed.invoke(&running, connect_api_event(&grower.leaf_user_id, false)).await;
+        let invocation = bed
+            .invoke(&running, connect_api_event(&grower.leaf_user_id, false))
+            .await;
         let (status, body) = api_response(&invocation);
 
         let got = match body["error"]["code"].as_str() {
@@ -250,8 +336,14 @@ async fn secrets_manager_faults() {
         // grower's secret. Always: the SDK's three attempts, then the request fails.
         assert_eq!(proxy.calls(GET), 3, "{fault:?} ×{times}");
         if let Expect::Err(..) = expect {
-            let invocation = bed.invoke(&running, sqs_event(&[connect_body(&grower.leaf_user_id, false)])).await;
-            assert_eq!(batch_failures(&invocation), vec!["m0".to_owned()], "{fault:?}: retryable through SQS");
+            let invocation = bed
+                .invoke(&running, sqs_event(&[connect_body(&grower.leaf_user_id, false)]))
+                .await;
+            assert_eq!(
+                batch_failures(&invocation),
+                vec!["m0".to_owned()],
+                "{fault:?}: retryable through SQS"
+            );
         }
         bed.assert_no_leaks(&[&running.function]);
     }
@@ -261,15 +353,30 @@ async fn secrets_manager_faults() {
 async fn secrets_manager_unreachable() {
     let bed = Bed::start().await;
     // A port nothing listens on: every call is refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let running = bed.run("connect", &[("AWS_ENDPOINT_URL", &format!("http://{closed}"))]).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let running = bed
+        .run("connect", &[("AWS_ENDPOINT_URL", &format!("http://{closed}"))])
+        .await;
     let grower: Grower = bed.add_grower().await;
 
-    let (status, body) = api_response(&bed.invoke(&running, connect_api_event(&grower.leaf_user_id, false)).await);
+    let (status, body) = api_response(
+        &bed.invoke(&running, connect_api_event(&grower.leaf_user_id, false))
+            .await,
+    );
 
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("secrets_unavailable")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("secrets_unavailable")),
+        "{body}"
+    );
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(&bed.leaf_secret_id), "names the secret: {message}");
+    assert!(
+        message.contains(&bed.leaf_secret_id),
+        "names the secret: {message}"
+    );
     assert_eq!(bed.standin.count(Route::LeafAuth), 0);
     bed.assert_no_leaks(&[&running.function]);
 }

@@ -25,14 +25,23 @@ async fn a_thousand_connects_with_five_percent_transient_faults() {
     let done = bed.deliver_until_done(&running, ids.clone(), 4).await;
     let elapsed = started.elapsed();
 
-    let connected = ids.iter().filter(|id| bed.standin.credential(id).is_some_and(|c| c.status == "OK")).count();
+    let connected = ids
+        .iter()
+        .filter(|id| bed.standin.credential(id).is_some_and(|c| c.status == "OK"))
+        .count();
     assert_eq!(connected, GROWERS);
     assert_eq!(bed.standin.conflicts(), 0, "no duplicate POST");
     let posts = bed.standin.count(Route::LeafPostCredentials);
     let post_faults = bed.standin.faults_served(Route::LeafPostCredentials);
-    assert!(posts <= GROWERS + post_faults, "{posts} POSTs, {post_faults} injected POST faults");
+    assert!(
+        posts <= GROWERS + post_faults,
+        "{posts} POSTs, {post_faults} injected POST faults"
+    );
     let faults: usize = Route::ALL.iter().map(|&r| bed.standin.faults_served(r)).sum();
-    assert!(faults >= GROWERS / 50, "about 5 % of connects met a fault ({faults})");
+    assert!(
+        faults >= GROWERS / 50,
+        "about 5 % of connects met a fault ({faults})"
+    );
     eprintln!(
         "load: {GROWERS} connects, {faults} injected faults, {} deliveries, {elapsed:?}, peak RSS {} / {} kB",
         done.deliveries,

@@ -21,7 +21,15 @@ fn verify_api_event(id: &str) -> Value {
     event
 }
 
-fn summary(checked: u64, healthy: u64, unhealthy: u64, missing: u64, pending: u64, errors: u64, repairs_queued: u64) -> Value {
+fn summary(
+    checked: u64,
+    healthy: u64,
+    unhealthy: u64,
+    missing: u64,
+    pending: u64,
+    errors: u64,
+    repairs_queued: u64,
+) -> Value {
     json!({
         "checked": checked, "healthy": healthy, "unhealthy": unhealthy, "missing": missing,
         "pending": pending, "errors": errors, "repairsQueued": repairs_queued, "repairsFailed": 0,
@@ -73,24 +81,48 @@ async fn the_api_reports_each_health_and_never_a_token() {
         assert_eq!(code, 200, "{body}");
         let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["createdTime", "credentialsId", "health", "lastEvent", "leafStatus", "leafUserId"], "{body}");
         assert_eq!(
-            (body["leafUserId"].as_str(), body["health"].as_str(), body["leafStatus"].as_str()),
+            keys,
+            [
+                "createdTime",
+                "credentialsId",
+                "health",
+                "lastEvent",
+                "leafStatus",
+                "leafUserId"
+            ],
+            "{body}"
+        );
+        assert_eq!(
+            (
+                body["leafUserId"].as_str(),
+                body["health"].as_str(),
+                body["leafStatus"].as_str()
+            ),
             (Some(id.as_str()), Some(health), status),
             "{body}"
         );
         let held = bed.standin.credential(id);
-        assert_eq!(body["credentialsId"].as_str(), held.as_ref().map(|c| c.id.as_str()));
+        assert_eq!(
+            body["credentialsId"].as_str(),
+            held.as_ref().map(|c| c.id.as_str())
+        );
         match bed.standin.events(id).last().filter(|_| held.is_some()) {
             Some(newest) => {
-                assert_eq!(body["lastEvent"], json!({"statusCode": newest["statusCode"], "createdDate": newest["createdDate"]}))
+                assert_eq!(
+                    body["lastEvent"],
+                    json!({"statusCode": newest["statusCode"], "createdDate": newest["createdDate"]})
+                )
             }
             None => assert_eq!(body["lastEvent"], Value::Null, "{body}"),
         }
     }
 
     let (code, body) = api_response(&bed.invoke(&running, verify_api_event("not-a-uuid")).await);
-    assert_eq!((code, &body["leafUserId"], body["error"]["code"].as_str()), (400, &Value::Null, Some("invalid_request")));
+    assert_eq!(
+        (code, &body["leafUserId"], body["error"]["code"].as_str()),
+        (400, &Value::Null, Some("invalid_request"))
+    );
     let stranger = uuid::Uuid::new_v4().to_string();
     let (code, body) = api_response(&bed.invoke(&running, verify_api_event(&stranger)).await);
     assert_eq!(
@@ -99,7 +131,11 @@ async fn the_api_reports_each_health_and_never_a_token() {
     );
 
     // The API never writes to Leaf, whatever it finds.
-    for route in [Route::LeafPostCredentials, Route::LeafDeleteCredentials, Route::StaraAuth] {
+    for route in [
+        Route::LeafPostCredentials,
+        Route::LeafDeleteCredentials,
+        Route::StaraAuth,
+    ] {
         assert_eq!(bed.standin.count(route), 0, "{route:?}");
     }
     bed.assert_no_leaks(&[&running.function]);
@@ -121,23 +157,62 @@ async fn a_scheduled_run_over_a_mix_gives_the_right_summary() {
     }
     grower(&bed, Some("PROCESSING")).await;
     // A secret under the prefix that names no grower is skipped, not counted.
-    moto::put_secret(&format!("{}not-a-uuid", bed.grower_prefix), &json!({"login": "x", "password": "y-123456"})).await;
+    moto::put_secret(
+        &format!("{}not-a-uuid", bed.grower_prefix),
+        &json!({"login": "x", "password": "y-123456"}),
+    )
+    .await;
     // A grower whose Leaf user does not exist (any more) is an error, never "missing".
     let stranger = uuid::Uuid::new_v4();
-    moto::put_secret(&format!("{}{stranger}", bed.grower_prefix), &json!({"login": "gone", "password": "gone-pw-1"})).await;
+    moto::put_secret(
+        &format!("{}{stranger}", bed.grower_prefix),
+        &json!({"login": "gone", "password": "gone-pw-1"}),
+    )
+    .await;
 
     for event in ["verify-schedule-rule.json", "verify-schedule-scheduler.json"] {
         let (got, _) = scheduled_run(&bed, &running, event).await;
         assert_eq!(got, summary(9, 3, 2, 2, 1, 1, 0), "{event}");
     }
-    let finished = running.function.log_json().into_iter().find(|l| l["message"] == "verify run finished").expect("a summary log line");
-    assert_eq!((finished["checked"].as_u64(), finished["unhealthy"].as_u64()), (Some(9), Some(2)));
-    let unknown = running.function.log_json().into_iter().find(|l| l["code"] == "leaf_user_not_found").expect("the unknown user is logged");
+    let finished = running
+        .function
+        .log_json()
+        .into_iter()
+        .find(|l| l["message"] == "verify run finished")
+        .expect("a summary log line");
+    assert_eq!(
+        (finished["checked"].as_u64(), finished["unhealthy"].as_u64()),
+        (Some(9), Some(2))
+    );
+    let unknown = running
+        .function
+        .log_json()
+        .into_iter()
+        .find(|l| l["code"] == "leaf_user_not_found")
+        .expect("the unknown user is logged");
     assert_eq!(unknown["leafUserId"], stranger.to_string());
-    let emf = running.function.log_json().into_iter().find(|l| l["Checked"].is_number()).expect("an EMF line with the run's counts");
+    let emf = running
+        .function
+        .log_json()
+        .into_iter()
+        .find(|l| l["Checked"].is_number())
+        .expect("an EMF line with the run's counts");
     assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "StaraConnect");
-    assert_eq!((emf["Function"].as_str(), emf["Healthy"].as_u64(), emf["Missing"].as_u64()), (Some("verify"), Some(3), Some(2)));
-    assert!(running.function.log_json().iter().any(|l| l["code"] == "grower_secret_misnamed"));
+    assert_eq!(
+        (
+            emf["Function"].as_str(),
+            emf["Healthy"].as_u64(),
+            emf["Missing"].as_u64()
+        ),
+        (Some("verify"), Some(3), Some(2))
+    );
+    assert!(
+        running
+            .function
+            .log_json()
+            .iter()
+            .any(|l| l["code"] == "grower_secret_misnamed")
+    );
     bed.assert_no_leaks(&[&running.function]);
 }
 
@@ -148,7 +223,12 @@ fn sqs_event_of(messages: &[aws_sdk_sqs::types::Message]) -> Value {
     let records: Vec<Value> = messages
         .iter()
         .map(|m| {
-            let attribute = |name: Attr| m.attributes().and_then(|a| a.get(&name)).cloned().unwrap_or_default();
+            let attribute = |name: Attr| {
+                m.attributes()
+                    .and_then(|a| a.get(&name))
+                    .cloned()
+                    .unwrap_or_default()
+            };
             let mut record = template.clone();
             record["messageId"] = json!(m.message_id());
             record["receiptHandle"] = json!(m.receipt_handle());
@@ -165,13 +245,20 @@ fn sqs_event_of(messages: &[aws_sdk_sqs::types::Message]) -> Value {
 #[tokio::test]
 async fn repairs_are_queued_and_connect_makes_every_connection_healthy_again() {
     let bed = Bed::start().await;
-    let queue = moto::create_fifo_queue(&format!("stara-connect-requests-{}.fifo", uuid::Uuid::new_v4().simple())).await;
+    let queue = moto::create_fifo_queue(&format!(
+        "stara-connect-requests-{}.fifo",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .await;
     let verify = bed.run("verify", &[("CONNECT_QUEUE_URL", queue.as_str())]).await;
     let connect = bed.run("connect", &[]).await;
 
     let healthy = grower(&bed, Some("OK")).await;
     bed.standin.add_event(&healthy.leaf_user_id, 200);
-    let invalid = [grower(&bed, Some("INVALID")).await, grower(&bed, Some("INVALID")).await];
+    let invalid = [
+        grower(&bed, Some("INVALID")).await,
+        grower(&bed, Some("INVALID")).await,
+    ];
     let expired = grower(&bed, Some("EXPIRED")).await;
     let missing = [grower(&bed, None).await, grower(&bed, None).await];
     let revoked = grower(&bed, Some("OK")).await;
@@ -201,8 +288,15 @@ async fn repairs_are_queued_and_connect_makes_every_connection_healthy_again() {
         assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
         let attributes = m.attributes().unwrap();
         assert_eq!(attributes.get(&Attr::MessageGroupId), Some(&id));
-        assert_eq!(attributes.get(&Attr::MessageDeduplicationId), Some(&format!("{id}-{run_id}")));
-        received.push((id, body["force"].as_bool().unwrap(), body["reason"].as_str().unwrap().to_owned()));
+        assert_eq!(
+            attributes.get(&Attr::MessageDeduplicationId),
+            Some(&format!("{id}-{run_id}"))
+        );
+        received.push((
+            id,
+            body["force"].as_bool().unwrap(),
+            body["reason"].as_str().unwrap().to_owned(),
+        ));
     }
     received.sort();
     assert_eq!(received, expected);
@@ -210,16 +304,29 @@ async fn repairs_are_queued_and_connect_makes_every_connection_healthy_again() {
     // Repair: connect takes the messages as its SQS trigger would hand them over.
     let invocation = bed.invoke(&connect, sqs_event_of(&messages)).await;
     assert!(batch_failures(&invocation).is_empty(), "{:?}", invocation.outcome);
-    let emf: Vec<Value> = connect.function.log_json().into_iter().filter(|l| l["Connects"] == 1).collect();
+    let emf: Vec<Value> = connect
+        .function
+        .log_json()
+        .into_iter()
+        .filter(|l| l["Connects"] == 1)
+        .collect();
     assert_eq!(emf.len(), 6, "one metric line per connect");
-    assert!(emf.iter().all(|l| l["Function"] == "connect" && l["UpstreamLatency"].is_number()));
+    assert!(
+        emf.iter()
+            .all(|l| l["Function"] == "connect" && l["UpstreamLatency"].is_number())
+    );
     assert_eq!(emf.iter().filter(|l| l["Outcome"] == "reconnected").count(), 4);
     assert_eq!(emf.iter().filter(|l| l["Outcome"] == "connected").count(), 2);
 
     // Verify again: the loop is closed.
     let (got, _) = scheduled_run(&bed, &verify, "verify-schedule-rule.json").await;
     assert_eq!(got, summary(7, 7, 0, 0, 0, 0, 0));
-    assert!(moto::drain_queue(&queue, 0, Duration::from_millis(500)).await.is_empty(), "nothing more to repair");
+    assert!(
+        moto::drain_queue(&queue, 0, Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "nothing more to repair"
+    );
     for grower in invalid.iter().chain(&missing).chain([&expired, &revoked]) {
         let (_, body) = api_response(&bed.invoke(&verify, verify_api_event(&grower.leaf_user_id)).await);
         assert_eq!(body["health"], "healthy", "{body}");
@@ -230,65 +337,125 @@ async fn repairs_are_queued_and_connect_makes_every_connection_healthy_again() {
 #[tokio::test]
 async fn with_auto_repair_off_nothing_is_queued() {
     let bed = Bed::start().await;
-    let queue = moto::create_fifo_queue(&format!("stara-connect-off-{}.fifo", uuid::Uuid::new_v4().simple())).await;
-    let running = bed.run("verify", &[("CONNECT_QUEUE_URL", queue.as_str()), ("AUTO_REPAIR", "off")]).await;
+    let queue = moto::create_fifo_queue(&format!(
+        "stara-connect-off-{}.fifo",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .await;
+    let running = bed
+        .run(
+            "verify",
+            &[("CONNECT_QUEUE_URL", queue.as_str()), ("AUTO_REPAIR", "off")],
+        )
+        .await;
     grower(&bed, Some("INVALID")).await;
     grower(&bed, None).await;
     let (got, _) = scheduled_run(&bed, &running, "verify-schedule-rule.json").await;
     assert_eq!(got, summary(2, 0, 1, 1, 0, 0, 0));
-    assert!(moto::drain_queue(&queue, 0, Duration::from_millis(500)).await.is_empty());
+    assert!(
+        moto::drain_queue(&queue, 0, Duration::from_millis(500))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn one_leaf_failure_mid_run_is_an_error_and_the_rest_complete() {
     let bed = Bed::start().await;
-    let queue = moto::create_fifo_queue(&format!("stara-connect-fail-{}.fifo", uuid::Uuid::new_v4().simple())).await;
-    let running = bed.run("verify", &[("CONNECT_QUEUE_URL", queue.as_str()), ("VERIFY_CONCURRENCY", "2")]).await;
+    let queue = moto::create_fifo_queue(&format!(
+        "stara-connect-fail-{}.fifo",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .await;
+    let running = bed
+        .run(
+            "verify",
+            &[("CONNECT_QUEUE_URL", queue.as_str()), ("VERIFY_CONCURRENCY", "2")],
+        )
+        .await;
     for _ in 0..8 {
         grower(&bed, Some("OK")).await;
     }
     grower(&bed, None).await;
     // The fifth credentials lookup fails with a 500 (not retried); the others answer normally.
-    bed.standin.inject(Route::LeafGetCredentials, Fault::Latency(Duration::ZERO), 4);
-    bed.standin.inject(Route::LeafGetCredentials, Fault::Status(500), 1);
+    bed.standin
+        .inject(Route::LeafGetCredentials, Fault::Latency(Duration::ZERO), 4);
+    bed.standin
+        .inject(Route::LeafGetCredentials, Fault::Status(500), 1);
 
     let (got, _) = scheduled_run(&bed, &running, "verify-schedule-rule.json").await;
     // Which grower met the failure depends on scheduling; the counts around it do not.
     let healthy = got["healthy"].as_u64().unwrap();
     let missing = got["missing"].as_u64().unwrap();
-    assert_eq!((got["checked"].as_u64(), got["errors"].as_u64(), healthy + missing), (Some(9), Some(1), 8), "{got}");
+    assert_eq!(
+        (got["checked"].as_u64(), got["errors"].as_u64(), healthy + missing),
+        (Some(9), Some(1), 8),
+        "{got}"
+    );
     assert_eq!(got["repairsQueued"].as_u64(), Some(missing), "{got}");
-    let failed = running.function.log_json().into_iter().find(|l| l["code"] == "upstream_bad_gateway").expect("the failure is logged");
+    let failed = running
+        .function
+        .log_json()
+        .into_iter()
+        .find(|l| l["code"] == "upstream_bad_gateway")
+        .expect("the failure is logged");
     assert_eq!(failed["message"], "verify failed for this grower");
-    assert_eq!(moto::drain_queue(&queue, missing as usize, Duration::from_secs(5)).await.len() as u64, missing);
+    assert_eq!(
+        moto::drain_queue(&queue, missing as usize, Duration::from_secs(5))
+            .await
+            .len() as u64,
+        missing
+    );
     assert_eq!(bed.standin.pending_faults(Route::LeafGetCredentials), 0);
-    assert_eq!(bed.standin.count(Route::LeafGetCredentials), 9, "every grower was looked at once");
+    assert_eq!(
+        bed.standin.count(Route::LeafGetCredentials),
+        9,
+        "every grower was looked at once"
+    );
 }
 
 #[tokio::test]
 async fn events_verify_does_not_serve_are_refused_and_it_keeps_serving() {
     let bed = Bed::start().await;
     let running = bed.run("verify", &[]).await;
-    for event in [load_event("connect-sqs.json"), json!({"source": "aws.events", "detail-type": "Object Created"}), json!([1])] {
+    for event in [
+        load_event("connect-sqs.json"),
+        json!({"source": "aws.events", "detail-type": "Object Created"}),
+        json!([1]),
+    ] {
         let error = bed.invoke(&running, event).await.outcome.expect_err("refused");
         assert_eq!(error["errorType"], "UnsupportedEvent");
     }
     let (code, _) = api_response(&bed.invoke(&running, load_event("connect-api.json")).await);
     assert_eq!(code, 404, "POST /connections belongs to connect");
     let healthy = grower(&bed, Some("OK")).await;
-    let (code, body) = api_response(&bed.invoke(&running, verify_api_event(&healthy.leaf_user_id)).await);
+    let (code, body) = api_response(
+        &bed.invoke(&running, verify_api_event(&healthy.leaf_user_id))
+            .await,
+    );
     assert_eq!((code, body["health"].as_str()), (200, Some("healthy")));
 }
 
 #[tokio::test]
 async fn bad_verify_settings_stop_the_function_at_start() {
     let bed = Bed::start().await;
-    for (name, value) in [("VERIFY_CONCURRENCY", "0"), ("AUTO_REPAIR", "maybe"), ("CONNECT_QUEUE_URL", "not-a-queue-url")] {
+    for (name, value) in [
+        ("VERIFY_CONCURRENCY", "0"),
+        ("AUTO_REPAIR", "maybe"),
+        ("CONNECT_QUEUE_URL", "not-a-queue-url"),
+    ] {
         let mut running = bed.run("verify", &[(name, value)]).await;
-        let status = running.function.wait_exit(Duration::from_secs(20)).await.expect("the function exits");
+        let status = running
+            .function
+            .wait_exit(Duration::from_secs(20))
+            .await
+            .expect("the function exits");
         assert!(!status.success(), "{name}");
         let logs = running.function.logs().join("\n");
-        assert!(logs.contains("cannot start") && logs.contains(name), "{name}: {logs}");
+        assert!(
+            logs.contains("cannot start") && logs.contains(name),
+            "{name}: {logs}"
+        );
         assert_eq!(running.runtime.polls(), 0, "{name}: it never took an invocation");
     }
 }
@@ -327,7 +494,11 @@ async fn a_run_over_a_thousand_growers_completes() {
     seed_growers(&bed, 1000, "OK").await;
     let started = Instant::now();
     let (got, _) = scheduled_run(&bed, &running, "verify-schedule-rule.json").await;
-    eprintln!("1,000 growers verified in {:?}, peak RSS {:?} kB", started.elapsed(), running.function.peak_rss_kb());
+    eprintln!(
+        "1,000 growers verified in {:?}, peak RSS {:?} kB",
+        started.elapsed(),
+        running.function.peak_rss_kb()
+    );
     assert_eq!(got, summary(1000, 1000, 0, 0, 0, 0, 0));
     assert_eq!(bed.standin.count(Route::LeafGetCredentials), 1000);
 }

@@ -11,7 +11,9 @@ use shared::verify_handler::handle;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let verify = VerifyConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let clients = Clients::from_env().await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let clients = Clients::from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let app = clients.verify_app(&verify);
     let app = &app;
     lambda_runtime::run(service_fn(move |event| handle(app, event))).await

@@ -9,11 +9,19 @@ use testbed::{Route, load_event, moto};
 async fn main() {
     let bed = Bed::start().await;
     let event = load_event("connect-api.json");
-    let body: Value = serde_json::from_str(event["body"].as_str().expect("the sample has a body")).expect("the sample body is JSON");
-    let leaf_user_id = body["leafUserId"].as_str().expect("the sample names a leafUserId").to_owned();
+    let body: Value = serde_json::from_str(event["body"].as_str().expect("the sample has a body"))
+        .expect("the sample body is JSON");
+    let leaf_user_id = body["leafUserId"]
+        .as_str()
+        .expect("the sample names a leafUserId")
+        .to_owned();
 
     // The grower of the sample event: a Stara account, a Leaf user, and the login in Secrets Manager.
-    let grower = Grower { leaf_user_id: leaf_user_id.clone(), login: "demo-grower".into(), password: "demo-password-not-shown".into() };
+    let grower = Grower {
+        leaf_user_id: leaf_user_id.clone(),
+        login: "demo-grower".into(),
+        password: "demo-password-not-shown".into(),
+    };
     bed.standin.add_stara_account(&grower.login, &grower.password);
     bed.standin.add_leaf_user(&grower.leaf_user_id);
     bed.store_login(&grower).await;
@@ -42,7 +50,8 @@ async fn main() {
     let held = bed.standin.credential(&leaf_user_id);
     println!(
         "3. Leaf now holds Stara credentials for the user: {}",
-        held.as_ref().map_or("none".into(), |c| format!("id {} status {}", c.id, c.status))
+        held.as_ref()
+            .map_or("none".into(), |c| format!("id {} status {}", c.id, c.status))
     );
     println!(
         "   upstream calls so far: Stara /autenticacao {}, /token {}, Leaf POST {}",
@@ -52,17 +61,26 @@ async fn main() {
     );
 
     println!("4. an SQS batch asking to replace them (force: true)");
-    let invocation = bed.invoke(&running, sqs_event(&[connect_body(&leaf_user_id, true)])).await;
+    let invocation = bed
+        .invoke(&running, sqs_event(&[connect_body(&leaf_user_id, true)]))
+        .await;
     println!("   → batchItemFailures {}", json!(batch_failures(&invocation)));
 
     println!("5. what the function logged (JSON, one line per outcome):");
-    for line in running.function.log_json().iter().filter(|l| l["message"] == "connect finished") {
+    for line in running
+        .function
+        .log_json()
+        .iter()
+        .filter(|l| l["message"] == "connect finished")
+    {
         println!("   {line}");
     }
     bed.assert_no_leaks(&[&running.function]);
     println!();
     if connected && held.is_some_and(|c| c.status == "OK") {
-        println!("grower {leaf_user_id} is connected; no password or token appeared in any log line or response.");
+        println!(
+            "grower {leaf_user_id} is connected; no password or token appeared in any log line or response."
+        );
     } else {
         eprintln!("the demo did not connect the grower: see the output above");
         std::process::exit(1);

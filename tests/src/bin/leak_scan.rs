@@ -6,9 +6,15 @@
 use std::path::PathBuf;
 
 fn main() {
-    let root = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(testbed::bed::capture_root);
+    let root = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(testbed::bed::capture_root);
     let report = testbed::leaks::scan(&root).unwrap_or_else(|e| {
-        eprintln!("leak scan: no captures under {}: {e} (run the end-to-end tests first)", root.display());
+        eprintln!(
+            "leak scan: no captures under {}: {e} (run the end-to-end tests first)",
+            root.display()
+        );
         std::process::exit(1);
     });
     if report.secrets == 0 {
@@ -16,7 +22,10 @@ fn main() {
         std::process::exit(1);
     }
     for (path, length, line) in &report.hits {
-        eprintln!("LEAK in {}: a secret of {length} chars appears in: {line}", path.display());
+        eprintln!(
+            "LEAK in {}: a secret of {length} chars appears in: {line}",
+            path.display()
+        );
     }
     println!(
         "leak scan: {} beds, {} secrets, {} files, {} lines, {} hits",
