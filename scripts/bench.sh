@@ -49,7 +49,7 @@ case ${BENCH_SAM_BUILD:-auto} in
   *) echo "bench: BENCH_SAM_BUILD must be auto, 1 or 0" >&2; exit 2 ;;
 esac
 
-cargo build --release --bins -p connect -p verify
+cargo build --release --bins --bin connect --bin verify
 cargo build -p stara-connect-bench --bin bench
 BENCH_BUILT=$(date +%s)
 export BENCH_BUILT

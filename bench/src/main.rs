@@ -110,7 +110,7 @@ async fn main() {
         let path = Function::binary_path(bin);
         assert!(
             path.is_file(),
-            "{} is missing: run `cargo build --release --bins -p connect -p verify` (make bench does)",
+            "{} is missing: run `cargo build --release --bins --bin connect --bin verify` (make bench does)",
             path.display()
         );
     }

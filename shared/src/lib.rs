@@ -1,30 +1,31 @@
-//! Everything of the Stara–Leaf connector that is not Lambda glue.
+//! The Stara–Leaf connector: everything that is not the two functions' `main`.
 //!
-//! Adapters (`stara`, `leaf`, `secrets`, `directory`, `repair_queue`, `http`) talk to the
-//! outside world behind narrow traits; workflows (`connect`, `verify`) hold the product's
-//! rules; handlers (`connect_handler`, `verify_handler`) turn AWS events into workflow calls
-//! and results into responses. See docs/ARCHITECTURE.md.
+//! Three layers, with dependencies that point one way (docs/ARCHITECTURE.md):
+//! - [`domain`](crate::domain): the connect and verify workflows, the health model, and the
+//!   types and narrow capability traits (`ports`) they speak in. No AWS, no HTTP.
+//! - `adapters`: Stara and Leaf over HTTP, Secrets Manager, SQS and metrics, each implementing
+//!   a port. They import from `domain` only.
+//! - `lambda`: which service sent an event, routing and parsing, the two handlers, and the
+//!   composition root (`app`) that builds the adapters once per process.
+//!
+//! The crate exports only what the function binaries use.
 
-pub mod api;
-pub mod app;
-pub mod config;
-pub mod connect;
-pub mod connect_handler;
-pub mod directory;
-pub mod error;
-pub mod health;
-pub mod http;
-pub mod invocation;
-pub mod leaf;
-pub mod logging;
-pub mod metrics;
+mod adapters;
+mod domain;
+mod lambda;
 #[cfg(test)]
-mod proptests;
-pub mod repair_queue;
-pub mod request;
-pub mod retry;
-pub mod secrets;
-pub mod stara;
-pub mod trigger;
-pub mod verify;
-pub mod verify_handler;
+mod testing;
+
+pub use lambda::app::Clients;
+pub use lambda::config::{ConfigError, VerifyConfig};
+pub use lambda::connect_handler::{ConnectApp, handle as handle_connect};
+pub use lambda::logging::init as init_logging;
+pub use lambda::verify_handler::{VerifyApp, handle as handle_verify};
+
+/// The fuzz target's entry (`fuzz/`): built only with the `fuzzing` feature, which no
+/// function binary enables.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+#[cfg(test)]
+mod layering;

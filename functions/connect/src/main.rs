@@ -2,16 +2,15 @@
 //! Triggers: API Gateway HTTP API (`POST /connections`, `DELETE /connections/{leafUserId}`) and SQS.
 
 use lambda_runtime::{Error, service_fn};
-use shared::app::Clients;
-use shared::connect_handler::handle;
+use stara_connect::{Clients, handle_connect};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::logging::init();
+    stara_connect::init_logging();
     let clients = Clients::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let app = clients.connect_app();
     let app = &app;
-    lambda_runtime::run(service_fn(move |event| handle(app, event))).await
+    lambda_runtime::run(service_fn(move |event| handle_connect(app, event))).await
 }

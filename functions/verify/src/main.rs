@@ -3,18 +3,16 @@
 //! (EventBridge rule or EventBridge Scheduler), which check every grower.
 
 use lambda_runtime::{Error, service_fn};
-use shared::app::Clients;
-use shared::config::VerifyConfig;
-use shared::verify_handler::handle;
+use stara_connect::{Clients, VerifyConfig, handle_verify};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::logging::init();
+    stara_connect::init_logging();
     let verify = VerifyConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let clients = Clients::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let app = clients.verify_app(&verify);
     let app = &app;
-    lambda_runtime::run(service_fn(move |event| handle(app, event))).await
+    lambda_runtime::run(service_fn(move |event| handle_verify(app, event))).await
 }

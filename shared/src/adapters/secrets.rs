@@ -1,0 +1,364 @@
+//! Logins kept in AWS Secrets Manager, cached in the process for a while.
+//!
+//! A warm function makes no Secrets Manager call for a secret it read within the TTL. Values
+//! are held as `SecretString` from the moment they arrive; errors name the secret, never its value.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::error_chain;
+use crate::domain::error::ConnectorError;
+use crate::domain::model::StaraLogin;
+use crate::domain::ports::GrowerLogins;
+
+/// Why a secret could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FetchError {
+    /// The store could not answer now (throttled, unreachable, internal error): try later.
+    Unavailable(String),
+    /// The store refused for good (access denied, KMS key unusable): a deployment problem.
+    Denied(String),
+}
+
+/// Where secrets come from. One narrow capability, so tests can put a map in its place.
+#[async_trait]
+pub(crate) trait SecretSource: Send + Sync {
+    /// The secret's string value, or `None` when no such secret exists.
+    async fn fetch(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError>;
+}
+
+/// The real store: AWS Secrets Manager.
+pub(crate) struct SecretsManagerSource {
+    client: aws_sdk_secretsmanager::Client,
+}
+
+impl SecretsManagerSource {
+    pub(crate) fn new(client: aws_sdk_secretsmanager::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSource {
+    async fn fetch(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError> {
+        tracing::debug!(secretId = secret_id, "secrets manager GetSecretValue");
+        match self.client.get_secret_value().secret_id(secret_id).send().await {
+            Ok(output) => match output.secret_string() {
+                Some(value) => Ok(Some(SecretString::from(value))),
+                None => Err(FetchError::Denied(
+                    "the secret holds binary data, not a JSON string".into(),
+                )),
+            },
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                // A secret scheduled for deletion answers InvalidRequest: for us it is gone.
+                GetSecretValueError::ResourceNotFoundException(_)
+                | GetSecretValueError::InvalidRequestException(_) => Ok(None),
+                GetSecretValueError::DecryptionFailure(_) => {
+                    Err(FetchError::Denied("KMS could not decrypt the secret".into()))
+                }
+                other if other.code() == Some("AccessDeniedException") => {
+                    Err(FetchError::Denied("access denied".into()))
+                }
+                other => Err(FetchError::Unavailable(
+                    other.code().unwrap_or("service error").to_owned(),
+                )),
+            },
+            // Timeouts, connection failures and throttling that outlasted the SDK's own retries.
+            Err(other) => Err(FetchError::Unavailable(error_chain(&other))),
+        }
+    }
+}
+
+struct Cached {
+    value: SecretString,
+    fetched: Instant,
+}
+
+/// A secret source with a time-to-live cache in front. Misses are not cached, so a login
+/// stored after a failed connect is found on the next try.
+pub(crate) struct SecretCache {
+    source: Arc<dyn SecretSource>,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+impl SecretCache {
+    pub(crate) fn new(source: Arc<dyn SecretSource>, ttl: Duration) -> Self {
+        Self {
+            source,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) async fn get(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError> {
+        if let Some(hit) = self.fresh(secret_id) {
+            return Ok(Some(hit));
+        }
+        let value = self.source.fetch(secret_id).await?;
+        if let Some(value) = &value {
+            let entry = Cached {
+                value: value.clone(),
+                fetched: Instant::now(),
+            };
+            self.lock().insert(secret_id.to_owned(), entry);
+        }
+        Ok(value)
+    }
+
+    fn fresh(&self, secret_id: &str) -> Option<SecretString> {
+        let entries = self.lock();
+        let entry = entries.get(secret_id)?;
+        (entry.fetched.elapsed() < self.ttl).then(|| entry.value.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        // A panic while holding the lock cannot leave the map half-written: recover it.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The Leaf API owner's login, from secret `LEAF_SECRET_ID`.
+#[derive(Clone, Debug)]
+pub(crate) struct LeafOwnerLogin {
+    pub(crate) username: String,
+    pub(crate) password: SecretString,
+}
+
+/// Reads the Leaf API owner's login.
+#[async_trait]
+pub(crate) trait LeafOwner: Send + Sync {
+    async fn leaf_owner(&self) -> Result<LeafOwnerLogin, ConnectorError>;
+}
+
+/// The logins this product keeps, by what they are for.
+pub(crate) struct Secrets {
+    cache: SecretCache,
+    leaf_secret_id: String,
+    grower_prefix: String,
+}
+
+impl Secrets {
+    /// Logins read through a cache of `ttl`: the Leaf owner's from `leaf_secret_id`, each
+    /// grower's from `<grower_prefix><leafUserId>`.
+    pub(crate) fn new(
+        source: Arc<dyn SecretSource>,
+        ttl: Duration,
+        leaf_secret_id: &str,
+        grower_prefix: &str,
+    ) -> Self {
+        Self {
+            cache: SecretCache::new(source, ttl),
+            leaf_secret_id: leaf_secret_id.to_owned(),
+            grower_prefix: grower_prefix.to_owned(),
+        }
+    }
+
+    async fn read(&self, secret_id: &str) -> Result<Option<SecretString>, ConnectorError> {
+        self.cache.get(secret_id).await.map_err(|e| match e {
+            FetchError::Unavailable(detail) => ConnectorError::SecretsUnavailable {
+                secret_id: secret_id.to_owned(),
+                detail,
+            },
+            FetchError::Denied(detail) => {
+                ConnectorError::Configuration(format!("secret `{secret_id}`: {detail}"))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl GrowerLogins for Secrets {
+    async fn grower_login(&self, leaf_user_id: &Uuid) -> Result<StaraLogin, ConnectorError> {
+        let secret_id = format!("{}{}", self.grower_prefix, leaf_user_id);
+        let value = self
+            .read(&secret_id)
+            .await?
+            .ok_or_else(|| ConnectorError::GrowerLoginNotFound {
+                secret_id: secret_id.clone(),
+            })?;
+        let (login, password) =
+            parse_login(&value, "login").map_err(|reason| ConnectorError::GrowerLoginMalformed {
+                secret_id: secret_id.clone(),
+                reason,
+            })?;
+        Ok(StaraLogin { login, password })
+    }
+}
+
+#[async_trait]
+impl LeafOwner for Secrets {
+    async fn leaf_owner(&self) -> Result<LeafOwnerLogin, ConnectorError> {
+        let id = &self.leaf_secret_id;
+        let value = self.read(id).await?.ok_or_else(|| {
+            ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) does not exist"))
+        })?;
+        let (username, password) = parse_login(&value, "username").map_err(|reason| {
+            ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) is malformed: {reason}"))
+        })?;
+        Ok(LeafOwnerLogin { username, password })
+    }
+}
+
+/// Parses `{"<name_field>": "...", "password": "..."}`. The reasons it gives are fixed texts:
+/// a parser's own message could quote the value it choked on.
+fn parse_login(value: &SecretString, name_field: &str) -> Result<(String, SecretString), String> {
+    let json: serde_json::Value =
+        serde_json::from_str(value.expose_secret()).map_err(|_| "not valid JSON".to_owned())?;
+    let object = json.as_object().ok_or("not a JSON object")?;
+    let name = match object.get(name_field) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(_) => return Err(format!("`{name_field}` must be a non-empty string")),
+        None => return Err(format!("`{name_field}` is missing")),
+    };
+    let password = match object.get("password") {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => SecretString::from(s.as_str()),
+        Some(_) => return Err("`password` must be a non-empty string".into()),
+        None => return Err("`password` is missing".into()),
+    };
+    Ok((name, password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct MapSource {
+        values: Mutex<HashMap<String, String>>,
+        calls: AtomicUsize,
+        fail: Mutex<Option<FetchError>>,
+    }
+
+    #[async_trait]
+    impl SecretSource for MapSource {
+        async fn fetch(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(e) = self.fail.lock().unwrap().clone() {
+                return Err(e);
+            }
+            Ok(self
+                .values
+                .lock()
+                .unwrap()
+                .get(secret_id)
+                .map(|v| SecretString::from(v.as_str())))
+        }
+    }
+
+    fn setup(ttl: Duration) -> (Arc<MapSource>, Secrets) {
+        let source = Arc::new(MapSource::default());
+        (
+            source.clone(),
+            Secrets::new(source.clone(), ttl, "leaf-owner", "stara-connect/growers/"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_cached_secret_is_read_once_within_the_ttl() {
+        let (source, secrets) = setup(Duration::from_secs(300));
+        let user = Uuid::new_v4();
+        source.values.lock().unwrap().insert(
+            format!("stara-connect/growers/{user}"),
+            r#"{"login":"g","password":"pw-1"}"#.into(),
+        );
+        for _ in 0..5 {
+            let login = secrets.grower_login(&user).await.unwrap();
+            assert_eq!(login.login, "g");
+            assert_eq!(login.password.expose_secret(), "pw-1");
+        }
+        assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_entry_is_read_again() {
+        let (source, secrets) = setup(Duration::ZERO);
+        source.values.lock().unwrap().insert(
+            "leaf-owner".into(),
+            r#"{"username":"owner","password":"pw"}"#.into(),
+        );
+        secrets.leaf_owner().await.unwrap();
+        secrets.leaf_owner().await.unwrap();
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn misses_are_not_cached() {
+        let (source, secrets) = setup(Duration::from_secs(300));
+        let user = Uuid::new_v4();
+        let err = secrets.grower_login(&user).await.unwrap_err();
+        assert_eq!(
+            err,
+            ConnectorError::GrowerLoginNotFound {
+                secret_id: format!("stara-connect/growers/{user}")
+            }
+        );
+        source.values.lock().unwrap().insert(
+            format!("stara-connect/growers/{user}"),
+            r#"{"login":"g","password":"p"}"#.into(),
+        );
+        assert!(secrets.grower_login(&user).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn malformed_secrets_name_the_secret_but_never_the_value() {
+        let (source, secrets) = setup(Duration::from_secs(300));
+        let user = Uuid::new_v4();
+        let id = format!("stara-connect/growers/{user}");
+        for (body, reason) in [
+            ("hunter2-not-json", "not valid JSON"),
+            (r#"["hunter2"]"#, "not a JSON object"),
+            (r#"{"password":"hunter2"}"#, "`login` is missing"),
+            (
+                r#"{"login":"g","password":12345678}"#,
+                "`password` must be a non-empty string",
+            ),
+            (r#"{"login":"g"}"#, "`password` is missing"),
+        ] {
+            source.values.lock().unwrap().insert(id.clone(), body.into());
+            secrets.cache.lock().clear();
+            let err = secrets.grower_login(&user).await.unwrap_err();
+            assert_eq!(
+                err,
+                ConnectorError::GrowerLoginMalformed {
+                    secret_id: id.clone(),
+                    reason: reason.into()
+                }
+            );
+            let text = err.to_string();
+            assert!(!text.contains("hunter2") && !text.contains("12345678"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn store_failures_are_typed() {
+        let (source, secrets) = setup(Duration::from_secs(300));
+        *source.fail.lock().unwrap() = Some(FetchError::Unavailable("ThrottlingException".into()));
+        let err = secrets.leaf_owner().await.unwrap_err();
+        assert!(err.is_retryable());
+        assert_eq!(err.code(), "secrets_unavailable");
+        *source.fail.lock().unwrap() = Some(FetchError::Denied("access denied".into()));
+        let err = secrets.leaf_owner().await.unwrap_err();
+        assert!(!err.is_retryable());
+        assert_eq!(err.code(), "configuration_error");
+    }
+
+    #[test]
+    fn debug_output_redacts_passwords() {
+        let login = StaraLogin {
+            login: "g".into(),
+            password: SecretString::from("hunter2"),
+        };
+        assert!(!format!("{login:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,144 @@
+//! The things the workflows talk about: logins, tokens, what Leaf holds, and a request to
+//! connect a grower. Secret values are `SecretString` from the moment they exist.
+
+use secrecy::SecretString;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A grower's Stara login, from secret `<prefix><leafUserId>`.
+#[derive(Clone, Debug)]
+pub(crate) struct StaraLogin {
+    pub(crate) login: String,
+    pub(crate) password: SecretString,
+}
+
+/// The four values Leaf needs to act for the grower at Stara.
+#[derive(Clone, Debug)]
+pub(crate) struct StaraTokens {
+    pub(crate) api_key: SecretString,
+    pub(crate) access_token: SecretString,
+    pub(crate) access_token_client: SecretString,
+    pub(crate) refresh_token: SecretString,
+}
+
+/// What Leaf holds for a user, without the tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LeafCredentials {
+    pub(crate) id: String,
+    pub(crate) status: String,
+    pub(crate) created_time: Option<String>,
+}
+
+/// One entry of `.../stara-credentials/events`, without its raw `body` and `headers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CredentialEvent {
+    pub(crate) status_code: Option<i64>,
+    pub(crate) created_date: Option<String>,
+}
+
+/// How a create ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Created {
+    /// Our POST stored them (seen in its answer, or by a GET after a lost answer).
+    Stored(LeafCredentials),
+    /// Leaf already held credentials (409): someone else attached them in the meantime.
+    AlreadyPresent(LeafCredentials),
+}
+
+/// A request to connect one grower: the body of `POST /connections` and of a message on the
+/// connect queue, verify's repairs included. Serialised, it is exactly what the connect
+/// request parser reads: `{"leafUserId", "force", "reason"?}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConnectRequest {
+    pub(crate) leaf_user_id: Uuid,
+    /// Replace working credentials too.
+    pub(crate) force: bool,
+    /// Why verify asks for a repair (the Leaf status, `missing`, `event_<code>`; see
+    /// docs/HEALTH.md). `None` for a person's or a client's own request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+}
+
+impl ConnectRequest {
+    /// Folds another request for the same grower into this one: `force` if either asks for
+    /// it, and a person's own request (no reason) wins over a repair.
+    pub(crate) fn merge(&mut self, other: ConnectRequest) {
+        self.force |= other.force;
+        if other.reason.is_none() {
+            self.reason = None;
+        }
+    }
+}
+
+/// A Leaf user id: a UUID in its hyphenated form, any letter case (read as lower case).
+pub(crate) fn parse_leaf_user_id(text: &str) -> Option<Uuid> {
+    Uuid::try_parse(text).ok().filter(|_| text.len() == 36)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_request_serialises_to_the_documented_body() {
+        let id = Uuid::new_v4();
+        let repair = ConnectRequest {
+            leaf_user_id: id,
+            force: true,
+            reason: Some("INVALID".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&repair).unwrap(),
+            serde_json::json!({"leafUserId": id.to_string(), "force": true, "reason": "INVALID"})
+        );
+        let plain = ConnectRequest {
+            leaf_user_id: id,
+            force: false,
+            reason: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::json!({"leafUserId": id.to_string(), "force": false})
+        );
+    }
+
+    #[test]
+    fn merging_keeps_force_and_a_persons_own_request() {
+        let id = Uuid::new_v4();
+        let mut held = ConnectRequest {
+            leaf_user_id: id,
+            force: false,
+            reason: Some("missing".into()),
+        };
+        held.merge(ConnectRequest {
+            leaf_user_id: id,
+            force: true,
+            reason: Some("INVALID".into()),
+        });
+        assert_eq!((held.force, held.reason.as_deref()), (true, Some("missing")));
+        held.merge(ConnectRequest {
+            leaf_user_id: id,
+            force: false,
+            reason: None,
+        });
+        assert_eq!((held.force, held.reason), (true, None));
+    }
+
+    #[test]
+    fn only_hyphenated_uuids_are_leaf_user_ids() {
+        let id = Uuid::new_v4();
+        assert_eq!(parse_leaf_user_id(&id.to_string()), Some(id));
+        assert_eq!(parse_leaf_user_id(&id.to_string().to_uppercase()), Some(id));
+        for other in [
+            id.simple().to_string(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            "x".into(),
+        ] {
+            assert_eq!(parse_leaf_user_id(&other), None, "{other}");
+        }
+    }
+}

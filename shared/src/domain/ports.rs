@@ -1,0 +1,91 @@
+//! The capabilities the workflows need from the outside world, one narrow trait each, so unit
+//! tests put in-memory fakes (`crate::testing`) where production has Stara, Leaf and AWS.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::error::ConnectorError;
+use super::model::{ConnectRequest, Created, CredentialEvent, LeafCredentials, StaraLogin, StaraTokens};
+use super::time::Deadline;
+
+/// Reads the grower's Stara login.
+#[async_trait]
+pub(crate) trait GrowerLogins: Send + Sync {
+    async fn grower_login(&self, leaf_user_id: &Uuid) -> Result<StaraLogin, ConnectorError>;
+}
+
+/// Turns a grower's Stara login into the tokens Leaf needs.
+#[async_trait]
+pub(crate) trait StaraApi: Send + Sync {
+    async fn issue_tokens(
+        &self,
+        login: &StaraLogin,
+        deadline: &Deadline,
+    ) -> Result<StaraTokens, ConnectorError>;
+}
+
+/// The Leaf calls the workflows need.
+#[async_trait]
+pub(crate) trait LeafApi: Send + Sync {
+    /// The user's Stara credentials, or `None` when the user has none (or does not exist).
+    async fn get_credentials(
+        &self,
+        user: &Uuid,
+        deadline: &Deadline,
+    ) -> Result<Option<LeafCredentials>, ConnectorError>;
+    /// Whether Leaf knows this user at all.
+    async fn user_exists(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError>;
+    /// Attaches the tokens. Never POSTs twice without a GET in between that found nothing.
+    async fn create_credentials(
+        &self,
+        user: &Uuid,
+        tokens: &StaraTokens,
+        deadline: &Deadline,
+    ) -> Result<Created, ConnectorError>;
+    /// Removes the user's credentials; `false` when there were none.
+    async fn delete_credentials(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError>;
+    /// The credential's recent events, oldest first; `None` when the user has no credentials.
+    async fn events(
+        &self,
+        user: &Uuid,
+        deadline: &Deadline,
+    ) -> Result<Option<Vec<CredentialEvent>>, ConnectorError>;
+}
+
+/// One page of the grower list, and where the next one starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GrowerPage {
+    pub(crate) ids: Vec<Uuid>,
+    /// `None` on the last page.
+    pub(crate) next: Option<String>,
+}
+
+/// Lists the growers whose connections verify checks, a page at a time, so checks can start
+/// while the listing goes on.
+#[async_trait]
+pub(crate) trait GrowerDirectory: Send + Sync {
+    /// The page that starts at `token` (`None`: the first page).
+    async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError>;
+}
+
+/// The most repair requests one [`RepairQueue::enqueue`] call should be given (SQS's
+/// SendMessageBatch takes ten).
+pub(crate) const REPAIRS_PER_CALL: usize = 10;
+
+/// Where repair requests go: the connect function's queue.
+#[async_trait]
+pub(crate) trait RepairQueue: Send + Sync {
+    /// Queues the requests of run `run_id`; returns how many the queue accepted. Entries the
+    /// queue refused are logged and not counted; `Err` when a whole call failed, and then
+    /// nothing after it was sent (callers wanting an exact count send ten at a time).
+    async fn enqueue(&self, run_id: &str, repairs: &[ConnectRequest]) -> Result<usize, ConnectorError>;
+}
+
+/// Where the upstream time of each check of a verify run goes (EMF metrics in production).
+pub(crate) trait LatencyRecorder: Send {
+    fn record(&mut self, upstream: Duration);
+    /// Writes out whatever is still held.
+    fn flush(&mut self);
+}

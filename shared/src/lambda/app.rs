@@ -1,0 +1,109 @@
+//! Building the clients once per process, from the configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use super::config::{Config, ConfigError, VerifyConfig};
+use super::connect_handler::ConnectApp;
+use super::verify_handler::VerifyApp;
+use crate::adapters::directory::SecretsManagerDirectory;
+use crate::adapters::http::HttpClient;
+use crate::adapters::leaf::LeafClient;
+use crate::adapters::repair_queue::SqsRepairQueue;
+use crate::adapters::secrets::{Secrets, SecretsManagerSource};
+use crate::adapters::stara::StaraClient;
+use crate::domain::connect::Connector;
+use crate::domain::ports::RepairQueue;
+use crate::domain::verify::Verifier;
+
+/// Everything a function talks to, built once in `main` and shared by every invocation.
+pub struct Clients {
+    pub(crate) config: Config,
+    pub(crate) aws: SdkConfig,
+    pub(crate) secrets: Arc<Secrets>,
+    pub(crate) stara: Arc<StaraClient>,
+    pub(crate) leaf: Arc<LeafClient>,
+}
+
+impl Clients {
+    /// Reads the configuration from the environment and builds every client.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(Config::from_env()?).await)
+    }
+
+    pub(crate) async fn new(config: Config) -> Self {
+        // AWS_REGION, credentials and AWS_ENDPOINT_URL (a local emulator) come from the environment.
+        let aws = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(3))
+                    .operation_timeout(Duration::from_secs(8))
+                    .build(),
+            )
+            .load()
+            .await;
+        let source = Arc::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(
+            &aws,
+        )));
+        let secrets = Arc::new(Secrets::new(
+            source,
+            config.secret_cache_ttl,
+            &config.leaf_secret_id,
+            &config.stara_secret_prefix,
+        ));
+        let http = HttpClient::new(config.http.clone());
+        let stara = Arc::new(StaraClient::new(http.clone(), config.stara_base_url.clone()));
+        let leaf = Arc::new(LeafClient::new(
+            http,
+            config.leaf_base_url.clone(),
+            secrets.clone(),
+        ));
+        Self {
+            config,
+            aws,
+            secrets,
+            stara,
+            leaf,
+        }
+    }
+
+    /// What the connect function needs.
+    pub fn connect_app(&self) -> ConnectApp {
+        ConnectApp {
+            connector: Connector::new(self.secrets.clone(), self.stara.clone(), self.leaf.clone()),
+            budget: self.config.http.budget,
+            batch_concurrency: self.config.batch_concurrency,
+        }
+    }
+
+    /// What the verify function needs, with its own configuration.
+    pub fn verify_app(&self, verify: &VerifyConfig) -> VerifyApp {
+        let directory = SecretsManagerDirectory::new(
+            aws_sdk_secretsmanager::Client::new(&self.aws),
+            self.config.stara_secret_prefix.clone(),
+        );
+        let repairs = verify.repair_queue_url().map(|url| {
+            Arc::new(SqsRepairQueue::new(aws_sdk_sqs::Client::new(&self.aws), url)) as Arc<dyn RepairQueue>
+        });
+        match (&verify.connect_queue_url, verify.auto_repair) {
+            (None, _) => tracing::warn!(
+                "CONNECT_QUEUE_URL is not set: verify reports broken connections but does not repair them"
+            ),
+            (Some(_), false) => tracing::info!(
+                "AUTO_REPAIR is off: verify reports broken connections but does not repair them"
+            ),
+            (Some(_), true) => {}
+        }
+        VerifyApp {
+            verifier: Verifier::new(self.leaf.clone()),
+            directory: Arc::new(directory),
+            repairs,
+            budget: self.config.http.budget,
+            concurrency: verify.concurrency,
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Configuration from the environment, checked once at start-up.
+//!
+//! Base URLs come only from here, never from a request, so a caller cannot point the function
+//! (and the grower's tokens) at a host of its choosing.
+
+use std::time::Duration;
+
+pub(crate) use crate::adapters::http::HttpSettings;
+
+pub(crate) const DEFAULT_STARA_BASE_URL: &str = "https://v2apitelemetria.telemetriastara.com.br";
+pub(crate) const DEFAULT_LEAF_BASE_URL: &str = "https://api.withleaf.io";
+pub(crate) const DEFAULT_STARA_SECRET_PREFIX: &str = "stara-connect/growers/";
+
+/// A configuration value that is missing or wrong; the message names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration error: {variable}: {problem}")]
+pub struct ConfigError {
+    pub(crate) variable: &'static str,
+    pub(crate) problem: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub(crate) stara_base_url: String,
+    pub(crate) leaf_base_url: String,
+    /// Secret holding `{"username","password"}` of the Leaf API owner.
+    pub(crate) leaf_secret_id: String,
+    /// Secret `<prefix><leafUserId>` holds the grower's `{"login","password"}`.
+    pub(crate) stara_secret_prefix: String,
+    pub(crate) secret_cache_ttl: Duration,
+    pub(crate) http: HttpSettings,
+    /// How many distinct growers of one SQS batch are connected at the same time.
+    pub(crate) batch_concurrency: usize,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub(crate) fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let defaults = HttpSettings::default();
+        let http = HttpSettings {
+            request_timeout: millis(&get, "HTTP_TIMEOUT_MS", defaults.request_timeout)?,
+            budget: millis(&get, "UPSTREAM_BUDGET_MS", defaults.budget)?,
+            max_attempts: number(&get, "RETRY_MAX_ATTEMPTS", defaults.max_attempts, 1, 10)?,
+            base_delay: millis(&get, "RETRY_BASE_DELAY_MS", defaults.base_delay)?,
+            max_delay: millis(&get, "RETRY_MAX_DELAY_MS", defaults.max_delay)?,
+            retry_after_cap: millis(&get, "RETRY_AFTER_CAP_MS", defaults.retry_after_cap)?,
+        };
+        if http.request_timeout > http.budget {
+            return Err(ConfigError {
+                variable: "HTTP_TIMEOUT_MS",
+                problem: "must not exceed UPSTREAM_BUDGET_MS".into(),
+            });
+        }
+        Ok(Self {
+            stara_base_url: base_url(&get, "STARA_BASE_URL", DEFAULT_STARA_BASE_URL)?,
+            leaf_base_url: base_url(&get, "LEAF_BASE_URL", DEFAULT_LEAF_BASE_URL)?,
+            leaf_secret_id: get("LEAF_SECRET_ID").ok_or(ConfigError {
+                variable: "LEAF_SECRET_ID",
+                problem: "is required: the name or ARN of the secret holding the Leaf API owner's \
+                          {\"username\",\"password\"}"
+                    .into(),
+            })?,
+            stara_secret_prefix: get("STARA_SECRET_PREFIX")
+                .unwrap_or_else(|| DEFAULT_STARA_SECRET_PREFIX.to_owned()),
+            secret_cache_ttl: Duration::from_secs(u64::from(number(
+                &get,
+                "SECRET_CACHE_TTL_SECS",
+                300u32,
+                0,
+                86_400,
+            )?)),
+            http,
+            // 10 is the largest batch a FIFO queue delivers: a full batch runs in one wave.
+            batch_concurrency: number(&get, "BATCH_CONCURRENCY", 10u32, 1, 100)? as usize,
+        })
+    }
+}
+
+/// What only the verify function reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyConfig {
+    /// Growers checked at the same time in a scheduled run.
+    pub(crate) concurrency: usize,
+    /// The connect function's FIFO queue; without it, nothing is repaired.
+    pub(crate) connect_queue_url: Option<String>,
+    /// Whether broken and missing connections are sent to connect for repair.
+    pub(crate) auto_repair: bool,
+}
+
+impl VerifyConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let connect_queue_url = match get("CONNECT_QUEUE_URL") {
+            Some(url) => Some(queue_url(url)?),
+            None => None,
+        };
+        Ok(Self {
+            concurrency: number(&get, "VERIFY_CONCURRENCY", 16, 1, 256)? as usize,
+            connect_queue_url,
+            auto_repair: switch(&get, "AUTO_REPAIR", true)?,
+        })
+    }
+
+    /// Where repairs go, when repairing is on and there is somewhere to send them.
+    pub(crate) fn repair_queue_url(&self) -> Option<&str> {
+        self.connect_queue_url.as_deref().filter(|_| self.auto_repair)
+    }
+}
+
+fn queue_url(value: String) -> Result<String, ConfigError> {
+    let variable = "CONNECT_QUEUE_URL";
+    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError {
+        variable,
+        problem: format!("not a URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError {
+            variable,
+            problem: "must be the queue's http(s) URL, not its name or ARN".into(),
+        });
+    }
+    // Deduplication ids and message groups exist only on FIFO queues.
+    if !url.path().ends_with(".fifo") {
+        return Err(ConfigError {
+            variable,
+            problem: "must be a FIFO queue (its name ends in .fifo)".into(),
+        });
+    }
+    Ok(value)
+}
+
+fn switch(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    let Some(raw) = get(variable) else {
+        return Ok(default);
+    };
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" => Ok(false),
+        _ => Err(ConfigError {
+            variable,
+            problem: "must be true, false, 1, 0, on or off".into(),
+        }),
+    }
+}
+
+fn base_url(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let value = get(variable).unwrap_or_else(|| default.to_owned());
+    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError {
+        variable,
+        problem: format!("not a URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError {
+            variable,
+            problem: "must be an http(s) URL with a host".into(),
+        });
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError {
+            variable,
+            problem: "must not have a query or fragment".into(),
+        });
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let default_ms = u32::try_from(default.as_millis()).unwrap_or(u32::MAX);
+    number(get, variable, default_ms, 1, 900_000).map(|ms| Duration::from_millis(u64::from(ms)))
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = get(variable) else {
+        return Ok(default);
+    };
+    match raw.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            variable,
+            problem: format!("must be a whole number from {min} to {max}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_leaf_secret_is_given() {
+        let c = config(&[("LEAF_SECRET_ID", "leaf-owner")]).unwrap();
+        assert_eq!(c.stara_base_url, DEFAULT_STARA_BASE_URL);
+        assert_eq!(c.leaf_base_url, DEFAULT_LEAF_BASE_URL);
+        assert_eq!(c.stara_secret_prefix, "stara-connect/growers/");
+        assert_eq!(c.secret_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.http, HttpSettings::default());
+    }
+
+    #[test]
+    fn a_missing_leaf_secret_is_named() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err.variable, "LEAF_SECRET_ID");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("STARA_BASE_URL", "ftp://x"),
+            ("LEAF_BASE_URL", "not a url"),
+            ("LEAF_BASE_URL", "https://x/?a=b"),
+            ("HTTP_TIMEOUT_MS", "ten"),
+            ("RETRY_MAX_ATTEMPTS", "0"),
+            ("SECRET_CACHE_TTL_SECS", "-1"),
+            ("BATCH_CONCURRENCY", "1000"),
+        ];
+        for (variable, value) in cases {
+            let err = config(&[("LEAF_SECRET_ID", "s"), (variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn timeout_must_fit_in_the_budget() {
+        let err = config(&[
+            ("LEAF_SECRET_ID", "s"),
+            ("HTTP_TIMEOUT_MS", "5000"),
+            ("UPSTREAM_BUDGET_MS", "1000"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "HTTP_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn trailing_slashes_are_trimmed() {
+        let c = config(&[("LEAF_SECRET_ID", "s"), ("LEAF_BASE_URL", "http://127.0.0.1:9/")]).unwrap();
+        assert_eq!(c.leaf_base_url, "http://127.0.0.1:9");
+    }
+
+    fn verify_config(vars: &[(&str, &str)]) -> Result<VerifyConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        VerifyConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn verify_defaults_repair_nowhere_until_a_queue_is_given() {
+        let c = verify_config(&[]).unwrap();
+        assert_eq!(
+            c,
+            VerifyConfig {
+                concurrency: 16,
+                connect_queue_url: None,
+                auto_repair: true
+            }
+        );
+        assert_eq!(c.repair_queue_url(), None);
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/stara-connect-requests.fifo";
+        let c = verify_config(&[("CONNECT_QUEUE_URL", url), ("VERIFY_CONCURRENCY", "256")]).unwrap();
+        assert_eq!((c.repair_queue_url(), c.concurrency), (Some(url), 256));
+        for off in ["false", "0", "off", "OFF", " Off "] {
+            let c = verify_config(&[("CONNECT_QUEUE_URL", url), ("AUTO_REPAIR", off)]).unwrap();
+            assert_eq!(c.repair_queue_url(), None, "{off}");
+        }
+        for on in ["true", "1", "on", "TRUE"] {
+            assert!(verify_config(&[("AUTO_REPAIR", on)]).unwrap().auto_repair, "{on}");
+        }
+    }
+
+    #[test]
+    fn bad_verify_values_name_their_variable() {
+        let cases = [
+            ("VERIFY_CONCURRENCY", "0"),
+            ("VERIFY_CONCURRENCY", "257"),
+            ("VERIFY_CONCURRENCY", "many"),
+            ("AUTO_REPAIR", "yes please"),
+            ("CONNECT_QUEUE_URL", "stara-connect-requests.fifo"),
+            ("CONNECT_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:q.fifo"),
+            (
+                "CONNECT_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/standard-queue",
+            ),
+        ];
+        for (variable, value) in cases {
+            let err = verify_config(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The verify function's handler: `GET /connections/{leafUserId}` and scheduled runs in,
+//! the verify workflow, responses and run summaries out.
+//!
+//! Responses carry Leaf's status, ids and dates, never a token, and never an event's `body`
+//! or `headers`: those are raw provider HTTP logs with the grower's tokens in them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use super::api::{self, Response, Route};
+use super::failure::{log_failure, unsupported_event};
+use super::invocation::invocation_deadline;
+use super::request;
+use super::trigger::{self, Schedule, Trigger};
+use crate::adapters::metrics::{LatencySamples, MetricSet};
+use crate::domain::ports::{GrowerDirectory, RepairQueue};
+use crate::domain::time::{Deadline, measure_upstream};
+use crate::domain::verify::{ConnectionCheck, RunSettings, RunSummary, Verifier};
+
+/// The longest a Lambda function can run; a scheduled run is bounded by its own timeout.
+const LONGEST_RUN: Duration = Duration::from_secs(15 * 60);
+/// Kept back from the run's deadline to send the last repairs and write the summary.
+const FINISH_MARGIN: Duration = Duration::from_secs(3);
+
+/// What the verify function needs for every invocation, built once in `main`.
+pub struct VerifyApp {
+    pub(crate) verifier: Verifier,
+    pub(crate) directory: Arc<dyn GrowerDirectory>,
+    /// `None` when repairing is off or there is no queue.
+    pub(crate) repairs: Option<Arc<dyn RepairQueue>>,
+    /// Upstream budget of one grower's check.
+    pub(crate) budget: Duration,
+    /// Growers checked at the same time in a run.
+    pub(crate) concurrency: usize,
+}
+
+/// The Lambda handler: dispatches on the event's shape.
+pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let (payload, context) = event.into_parts();
+    match trigger::classify(payload) {
+        Trigger::Api(request) => {
+            let deadline = invocation_deadline(&context, app.budget);
+            Ok(api::to_value(handle_api(app, &request, deadline).await))
+        }
+        Trigger::Schedule(schedule) => handle_schedule(app, &schedule, &context).await,
+        other @ (Trigger::Sqs(_) | Trigger::Unsupported(_)) => Err(unsupported_event(
+            "verify",
+            "API Gateway HTTP API (2.0) and scheduled events",
+            &other,
+        )),
+    }
+}
+
+async fn handle_api(app: &VerifyApp, request: &ApiGatewayV2httpRequest, deadline: Deadline) -> Response {
+    let raw_id = match api::route(request) {
+        Route::Status(raw_id) => raw_id,
+        Route::Connect | Route::Disconnect(_) | Route::Unknown(_) => {
+            return api::route_not_found("verify", "GET /connections/{leafUserId}");
+        }
+    };
+    let user = match request::parse_leaf_user_id(&raw_id) {
+        Ok(user) => user,
+        Err(bad) => return api::invalid_request(&bad),
+    };
+    let id = user.to_string();
+    let span = tracing::info_span!("verify", leafUserId = %id);
+    async {
+        let (result, upstream) = measure_upstream(app.verifier.check(&user, &deadline)).await;
+        let upstream_ms = upstream.as_millis() as u64;
+        let outcome = result.as_ref().map_or("failed", |c| c.assessment.health.as_str());
+        MetricSet::new("verify")
+            .dimension("Health", outcome)
+            .count("Lookups", 1)
+            .millis("UpstreamLatency", upstream)
+            .emit();
+        match result {
+            Ok(check) => {
+                tracing::info!(
+                    trigger = "api",
+                    health = outcome,
+                    leafStatus = check.credentials.as_ref().map(|c| c.status.as_str()),
+                    upstreamMs = upstream_ms,
+                    "verify finished"
+                );
+                api::json_response(200, &check_body(&id, &check))
+            }
+            Err(e) => {
+                log_failure("verify failed", "api", &e, upstream_ms);
+                api::error_response(Some(&id), &e)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The 200 body, built field by field from typed values: nothing Leaf sent passes through whole.
+fn check_body(leaf_user_id: &str, check: &ConnectionCheck) -> Value {
+    let credentials = check.credentials.as_ref();
+    json!({
+        "leafUserId": leaf_user_id,
+        "health": check.assessment.health.as_str(),
+        "leafStatus": credentials.map(|c| &c.status),
+        "credentialsId": credentials.map(|c| &c.id),
+        "createdTime": credentials.and_then(|c| c.created_time.as_ref()),
+        "lastEvent": check.last_event.as_ref()
+            .map(|e| json!({"statusCode": e.status_code, "createdDate": e.created_date})),
+    })
+}
+
+async fn handle_schedule(
+    app: &VerifyApp,
+    schedule: &Schedule,
+    context: &Context,
+) -> Result<Value, Diagnostic> {
+    let started = Instant::now();
+    let lambda = invocation_deadline(context, LONGEST_RUN);
+    let settings = RunSettings {
+        run_id: context.request_id.clone(),
+        concurrency: app.concurrency,
+        check_budget: app.budget,
+        deadline: Deadline::after(lambda.remaining().saturating_sub(FINISH_MARGIN)),
+    };
+    let span = tracing::info_span!(
+        "verify_run",
+        runId = %settings.run_id,
+        schedule = schedule.description(),
+        eventId = schedule.event_id.as_deref(),
+        scheduledTime = schedule.time.as_deref()
+    );
+    let result = app
+        .verifier
+        .run(
+            app.directory.as_ref(),
+            app.repairs.as_deref(),
+            &settings,
+            &mut LatencySamples::new("verify"),
+        )
+        .instrument(span)
+        .await;
+    match result {
+        Ok(summary) => {
+            log_summary(&summary, started.elapsed());
+            Ok(serde_json::to_value(&summary).expect("a summary always serialises"))
+        }
+        Err(e) => {
+            tracing::error!(code = e.code(), retryable = e.is_retryable(), error = %e,
+                "verify run failed: the growers could not be listed");
+            MetricSet::new("verify").count("RunsFailed", 1).emit();
+            Err(Diagnostic {
+                error_type: e.code().into(),
+                error_message: format!("verify run failed: {e}"),
+            })
+        }
+    }
+}
+
+fn log_summary(s: &RunSummary, elapsed: Duration) {
+    tracing::info!(
+        checked = s.checked,
+        healthy = s.healthy,
+        unhealthy = s.unhealthy,
+        missing = s.missing,
+        pending = s.pending,
+        errors = s.errors,
+        repairsQueued = s.repairs_queued,
+        repairsFailed = s.repairs_failed,
+        elapsedMs = elapsed.as_millis() as u64,
+        "verify run finished"
+    );
+    MetricSet::new("verify")
+        .count("Checked", s.checked)
+        .count("Healthy", s.healthy)
+        .count("Unhealthy", s.unhealthy)
+        .count("Missing", s.missing)
+        .count("Pending", s.pending)
+        .count("Errors", s.errors)
+        .count("RepairsQueued", s.repairs_queued)
+        .count("RepairsFailed", s.repairs_failed)
+        .millis("RunDuration", elapsed)
+        .emit();
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::model::CredentialEvent;
+    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, fixture};
+
+    fn app(leaf: Arc<FakeLeaf>, growers: Vec<Uuid>, queue: Option<Arc<FakeRepairQueue>>) -> VerifyApp {
+        VerifyApp {
+            verifier: Verifier::new(leaf),
+            directory: Arc::new(FakeDirectory(growers)),
+            repairs: queue.map(|q| q as Arc<dyn RepairQueue>),
+            budget: Duration::from_secs(5),
+            concurrency: 4,
+        }
+    }
+
+    async fn get(app: &VerifyApp, id: &str) -> (u64, Value) {
+        let mut event = fixture("verify-api.json");
+        event["pathParameters"]["leafUserId"] = json!(id);
+        event["rawPath"] = json!(format!("/connections/{id}"));
+        let response = handle(app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
+        let body = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        (response["statusCode"].as_u64().unwrap(), body)
+    }
+
+    #[tokio::test]
+    async fn the_api_reports_health_without_anything_else() {
+        let leaf = Arc::new(FakeLeaf::default());
+        let user = leaf.grower(Some("OK"));
+        leaf.events.lock().unwrap().insert(
+            user,
+            vec![CredentialEvent {
+                status_code: Some(200),
+                created_date: Some("2026-01-02T00:00:00Z".into()),
+            }],
+        );
+        let app = app(leaf, vec![], None);
+        let (status, body) = get(&app, &user.to_string()).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({
+                "leafUserId": user.to_string(),
+                "health": "healthy",
+                "leafStatus": "OK",
+                "credentialsId": format!("cred-{user}"),
+                "createdTime": "2026-01-01T00:00:00Z",
+                "lastEvent": {"statusCode": 200, "createdDate": "2026-01-02T00:00:00Z"},
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_unknown_and_bad_ids_are_told_apart() {
+        let leaf = Arc::new(FakeLeaf::default());
+        let missing = leaf.grower(None);
+        let app = app(leaf, vec![], None);
+        let (status, body) = get(&app, &missing.to_string()).await;
+        assert_eq!(
+            (
+                status,
+                body["health"].as_str(),
+                &body["leafStatus"],
+                &body["lastEvent"]
+            ),
+            (200, Some("missing"), &Value::Null, &Value::Null)
+        );
+
+        let stranger = Uuid::new_v4().to_string();
+        let (status, body) = get(&app, &stranger).await;
+        assert_eq!(
+            (
+                status,
+                body["error"]["code"].as_str(),
+                body["leafUserId"].as_str()
+            ),
+            (404, Some("leaf_user_not_found"), Some(stranger.as_str()))
+        );
+
+        let (status, body) = get(&app, "not-a-uuid").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), &body["leafUserId"]),
+            (400, Some("invalid_request"), &Value::Null)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_routes_are_not_found() {
+        let app = app(Arc::new(FakeLeaf::default()), vec![], None);
+        let event = fixture("connect-api.json");
+        let response = handle(&app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
+        assert_eq!(response["statusCode"], 404);
+    }
+
+    #[tokio::test]
+    async fn both_schedule_payloads_run_and_return_the_summary() {
+        for name in ["verify-schedule-rule.json", "verify-schedule-scheduler.json"] {
+            let leaf = Arc::new(FakeLeaf::default());
+            let growers = vec![
+                leaf.grower(Some("OK")),
+                leaf.grower(Some("INVALID")),
+                leaf.grower(None),
+            ];
+            let queue = Arc::new(FakeRepairQueue::default());
+            let app = app(leaf, growers, Some(queue.clone()));
+            let mut context = Context::default();
+            context.request_id = "req-1".into();
+            let summary = handle(&app, LambdaEvent::new(fixture(name), context))
+                .await
+                .unwrap();
+            assert_eq!(
+                summary,
+                json!({"checked": 3, "healthy": 1, "unhealthy": 1, "missing": 1, "pending": 0, "errors": 0,
+                    "repairsQueued": 2, "repairsFailed": 0}),
+                "{name}"
+            );
+            assert!(queue.sent.lock().unwrap().iter().all(|(run, _)| run == "req-1"));
+        }
+    }
+
+    #[tokio::test]
+    async fn sqs_and_unknown_events_are_refused() {
+        let app = app(Arc::new(FakeLeaf::default()), vec![], None);
+        for event in [fixture("connect-sqs.json"), json!({"hello": "world"})] {
+            let err = handle(&app, LambdaEvent::new(event, Context::default()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.error_type, "UnsupportedEvent");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! In-memory stand-ins for Stara, Leaf, the stored logins, the grower directory and the repair
+//! queue, counting their calls. One set, used by every unit test.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
+use crate::domain::model::{
+    ConnectRequest, Created, CredentialEvent, LeafCredentials, StaraLogin, StaraTokens,
+};
+use crate::domain::ports::{
+    GrowerDirectory, GrowerLogins, GrowerPage, LeafApi, REPAIRS_PER_CALL, RepairQueue, StaraApi,
+};
+use crate::domain::time::Deadline;
+
+/// Stored Stara logins: a password per grower.
+#[derive(Default)]
+pub(crate) struct FakeLogins {
+    pub(crate) logins: Mutex<HashMap<Uuid, String>>,
+}
+
+#[async_trait]
+impl GrowerLogins for FakeLogins {
+    async fn grower_login(&self, user: &Uuid) -> Result<StaraLogin, ConnectorError> {
+        let password = self.logins.lock().unwrap().get(user).cloned();
+        password
+            .map(|p| StaraLogin {
+                login: format!("grower-{user}"),
+                password: SecretString::from(p),
+            })
+            .ok_or_else(|| ConnectorError::GrowerLoginNotFound {
+                secret_id: format!("prefix/{user}"),
+            })
+    }
+}
+
+/// Stara: issues tokens derived from the login, or fails as told.
+#[derive(Default)]
+pub(crate) struct FakeStara {
+    pub(crate) calls: Mutex<usize>,
+    pub(crate) fail: Mutex<Option<ConnectorError>>,
+}
+
+#[async_trait]
+impl StaraApi for FakeStara {
+    async fn issue_tokens(&self, login: &StaraLogin, _: &Deadline) -> Result<StaraTokens, ConnectorError> {
+        *self.calls.lock().unwrap() += 1;
+        if let Some(e) = self.fail.lock().unwrap().clone() {
+            return Err(e);
+        }
+        let t = |kind: &str| SecretString::from(format!("{kind}-{}", login.login));
+        Ok(StaraTokens {
+            api_key: t("key"),
+            access_token: t("at"),
+            access_token_client: t("atc"),
+            refresh_token: t("rt"),
+        })
+    }
+}
+
+/// Leaf as maps: users, their credentials, their events; failures by user; an optional
+/// latency per read, so tests on paused time can see what runs at the same time.
+#[derive(Default)]
+pub(crate) struct FakeLeaf {
+    pub(crate) users: Mutex<HashSet<Uuid>>,
+    pub(crate) held: Mutex<HashMap<Uuid, LeafCredentials>>,
+    pub(crate) events: Mutex<HashMap<Uuid, Vec<CredentialEvent>>>,
+    /// Users whose `get_credentials` fails with a 503.
+    pub(crate) fail: Mutex<HashSet<Uuid>>,
+    /// Leaf is down: every `get_credentials` fails with a 503.
+    pub(crate) down: Mutex<bool>,
+    /// Users whose `events` fails with a 503.
+    pub(crate) fail_events: Mutex<HashSet<Uuid>>,
+    /// Make the next POST answer 409 after another writer attached credentials with this status.
+    pub(crate) race_on_post: Mutex<Option<&'static str>>,
+    pub(crate) posts: Mutex<usize>,
+    pub(crate) deletes: Mutex<usize>,
+    /// Every user `get_credentials` was asked about, in call order.
+    pub(crate) gets: Mutex<Vec<Uuid>>,
+    pub(crate) event_calls: AtomicUsize,
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) most_in_flight: AtomicUsize,
+    latency: Duration,
+}
+
+impl FakeLeaf {
+    /// A Leaf whose reads (credentials, events) each take `latency`.
+    pub(crate) fn with_latency(latency: Duration) -> Self {
+        Self {
+            latency,
+            ..Self::default()
+        }
+    }
+
+    /// A new Leaf user, with credentials of this status or none.
+    pub(crate) fn grower(&self, status: Option<&str>) -> Uuid {
+        let user = Uuid::new_v4();
+        self.users.lock().unwrap().insert(user);
+        if let Some(status) = status {
+            let credentials = LeafCredentials {
+                id: format!("cred-{user}"),
+                status: status.into(),
+                created_time: Some("2026-01-01T00:00:00Z".into()),
+            };
+            self.held.lock().unwrap().insert(user, credentials);
+        }
+        user
+    }
+
+    /// Gives an existing user credentials of this status.
+    pub(crate) fn hold(&self, user: Uuid, status: &str) {
+        let credentials = LeafCredentials {
+            id: format!("old-{user}"),
+            status: status.into(),
+            created_time: None,
+        };
+        self.held.lock().unwrap().insert(user, credentials);
+    }
+
+    async fn wait(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+    }
+}
+
+fn unavailable(operation: &'static str) -> ConnectorError {
+    UpstreamError::new(Service::Leaf, operation, UpstreamKind::Unavailable, "HTTP 503").into()
+}
+
+#[async_trait]
+impl LeafApi for FakeLeaf {
+    async fn get_credentials(
+        &self,
+        user: &Uuid,
+        _: &Deadline,
+    ) -> Result<Option<LeafCredentials>, ConnectorError> {
+        self.gets.lock().unwrap().push(*user);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        self.wait().await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if *self.down.lock().unwrap() || self.fail.lock().unwrap().contains(user) {
+            return Err(unavailable("GET"));
+        }
+        Ok(self.held.lock().unwrap().get(user).cloned())
+    }
+
+    async fn user_exists(&self, user: &Uuid, _: &Deadline) -> Result<bool, ConnectorError> {
+        Ok(self.users.lock().unwrap().contains(user))
+    }
+
+    async fn create_credentials(
+        &self,
+        user: &Uuid,
+        _: &StaraTokens,
+        _: &Deadline,
+    ) -> Result<Created, ConnectorError> {
+        *self.posts.lock().unwrap() += 1;
+        if let Some(status) = self.race_on_post.lock().unwrap().take() {
+            let theirs = LeafCredentials {
+                id: format!("theirs-{user}"),
+                status: status.into(),
+                created_time: None,
+            };
+            self.held.lock().unwrap().insert(*user, theirs.clone());
+            return Ok(Created::AlreadyPresent(theirs));
+        }
+        let fresh = LeafCredentials {
+            id: format!("new-{user}"),
+            status: "OK".into(),
+            created_time: None,
+        };
+        self.held.lock().unwrap().insert(*user, fresh.clone());
+        Ok(Created::Stored(fresh))
+    }
+
+    async fn delete_credentials(&self, user: &Uuid, _: &Deadline) -> Result<bool, ConnectorError> {
+        *self.deletes.lock().unwrap() += 1;
+        Ok(self.held.lock().unwrap().remove(user).is_some())
+    }
+
+    async fn events(
+        &self,
+        user: &Uuid,
+        _: &Deadline,
+    ) -> Result<Option<Vec<CredentialEvent>>, ConnectorError> {
+        self.event_calls.fetch_add(1, Ordering::SeqCst);
+        self.wait().await;
+        if self.fail_events.lock().unwrap().contains(user) {
+            return Err(unavailable("GET events"));
+        }
+        Ok(Some(
+            self.events.lock().unwrap().get(user).cloned().unwrap_or_default(),
+        ))
+    }
+}
+
+/// A grower list served in pages of three, each page with its own token.
+pub(crate) struct FakeDirectory(pub(crate) Vec<Uuid>);
+
+#[async_trait]
+impl GrowerDirectory for FakeDirectory {
+    async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError> {
+        let start: usize = token.map_or(0, |t| t.parse().expect("a token this fake gave"));
+        let end = (start + 3).min(self.0.len());
+        Ok(GrowerPage {
+            ids: self.0[start..end].to_vec(),
+            next: (end < self.0.len()).then(|| end.to_string()),
+        })
+    }
+}
+
+/// Keeps what it is sent, with the run id; fails every call as told.
+#[derive(Default)]
+pub(crate) struct FakeRepairQueue {
+    pub(crate) sent: Mutex<Vec<(String, ConnectRequest)>>,
+    pub(crate) calls: AtomicUsize,
+    pub(crate) fail: Mutex<Option<ConnectorError>>,
+}
+
+#[async_trait]
+impl RepairQueue for FakeRepairQueue {
+    async fn enqueue(&self, run_id: &str, repairs: &[ConnectRequest]) -> Result<usize, ConnectorError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        assert!(repairs.len() <= REPAIRS_PER_CALL);
+        if let Some(e) = self.fail.lock().unwrap().clone() {
+            return Err(e);
+        }
+        self.sent
+            .lock()
+            .unwrap()
+            .extend(repairs.iter().map(|r| (run_id.to_owned(), r.clone())));
+        Ok(repairs.len())
+    }
+}
+
+/// Keeps every latency it is given.
+impl crate::domain::ports::LatencyRecorder for Vec<Duration> {
+    fn record(&mut self, upstream: Duration) {
+        self.push(upstream);
+    }
+
+    fn flush(&mut self) {}
+}
