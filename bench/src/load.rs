@@ -1,6 +1,6 @@
 //! Load (issue 5): 1,000 connects through SQS-shaped batches of 10 while about 5 % of them meet
 //! a transient upstream fault; two warm instances share the batches. The scenario of
-//! tests/tests/load.rs, on the release binaries, with the upstream latency and production retries.
+//! tests/tests/e2e/load.rs, on the release binaries, with the upstream latency and production retries.
 
 use std::fmt::Write;
 use std::time::Instant;

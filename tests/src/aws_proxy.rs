@@ -82,7 +82,8 @@ impl AwsProxy {
         format!("http://{}", self.server.addr())
     }
 
-    /// The next `times` calls of `operation` (an `X-Amz-Target`, e.g. `secretsmanager.GetSecretValue`) get `fault`.
+    /// The next `times` calls of `operation` (an `X-Amz-Target`, e.g.
+    /// `secretsmanager.GetSecretValue`) get `fault`.
     pub fn inject(&self, operation: &str, fault: AwsFault, times: usize) {
         lock(&self.state)
             .faults

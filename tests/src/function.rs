@@ -310,9 +310,14 @@ mod tests {
         script(
             &dir,
             "fake-fn",
-            r#"echo "{\"api\":\"$AWS_LAMBDA_RUNTIME_API\",\"name\":\"$AWS_LAMBDA_FUNCTION_NAME\",\"level\":\"$AWS_LAMBDA_LOG_LEVEL\",\"home\":\"$HOME\"}"
-echo "plain line on stderr" >&2
-exec sleep 30"#,
+            concat!(
+                r#"echo "{\"api\":\"$AWS_LAMBDA_RUNTIME_API\",\"name\":\"$AWS_LAMBDA_FUNCTION_NAME\","#,
+                r#"\"level\":\"$AWS_LAMBDA_LOG_LEVEL\",\"home\":\"$HOME\"}""#,
+                "\n",
+                r#"echo "plain line on stderr" >&2"#,
+                "\n",
+                "exec sleep 30",
+            ),
         );
         let runtime = RuntimeApi::start().await;
         let env = [("AWS_LAMBDA_LOG_LEVEL".to_owned(), "DEBUG".to_owned())];

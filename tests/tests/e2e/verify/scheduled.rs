@@ -1,145 +1,15 @@
-//! The verify function end to end: the real `verify` (and `connect`) binaries behind the
-//! Runtime API emulator, Leaf and Stara stand-ins, Secrets Manager and a FIFO queue in moto.
-//!
-//! Build the binaries first: `cargo build --bins`, then `cargo test -p stara-connect-e2e --test verify`.
-//! Verify at scale (1,000 and 10,000 growers, 20 ms per upstream call) is measured by `make bench`
-//! (bench/src/verify.rs; `bench/verify.sh` runs only that part).
+//! Scheduled verify runs: the summary over a mix of connections, repairs queued and carried out
+//! by connect until every connection is healthy again, auto repair off, a Leaf failure mid-run,
+//! bad settings, and a thousand growers.
 
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use testbed::bed::{Bed, Grower, Running, api_response, batch_failures};
+use testbed::bed::{Bed, api_response, batch_failures};
 use testbed::{Fault, Route, load_event, moto};
 
-/// `GET /connections/{id}` from `events/verify-api.json`.
-fn verify_api_event(id: &str) -> Value {
-    let mut event = load_event("verify-api.json");
-    event["rawPath"] = json!(format!("/connections/{id}"));
-    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
-    event["pathParameters"] = json!({"leafUserId": id});
-    event
-}
-
-fn summary(
-    checked: u64,
-    healthy: u64,
-    unhealthy: u64,
-    missing: u64,
-    pending: u64,
-    errors: u64,
-    repairs_queued: u64,
-) -> Value {
-    json!({
-        "checked": checked, "healthy": healthy, "unhealthy": unhealthy, "missing": missing,
-        "pending": pending, "errors": errors, "repairsQueued": repairs_queued, "repairsFailed": 0,
-    })
-}
-
-/// Runs a scheduled verify with `event` and returns its summary and the invocation's request id.
-async fn scheduled_run(bed: &Bed, running: &Running, event: &str) -> (Value, String) {
-    let invocation = bed.invoke(running, load_event(event)).await;
-    let request_id = invocation.request_id.clone();
-    (invocation.expect_ok(), request_id)
-}
-
-/// A grower whose connection is in the given state: `Some(status)` seeds credentials, `None` leaves it missing.
-async fn grower(bed: &Bed, status: Option<&str>) -> Grower {
-    let grower = bed.add_grower().await;
-    if let Some(status) = status {
-        bed.standin.set_credential(&grower.leaf_user_id, status);
-    }
-    grower
-}
-
-#[tokio::test]
-async fn the_api_reports_each_health_and_never_a_token() {
-    let bed = Bed::start().await;
-    let running = bed.run("verify", &[]).await;
-    let healthy = grower(&bed, Some("OK")).await;
-    bed.standin.add_event(&healthy.leaf_user_id, 200);
-    let invalid = grower(&bed, Some("INVALID")).await;
-    bed.standin.add_event(&invalid.leaf_user_id, 401);
-    let revoked = grower(&bed, Some("OK")).await;
-    bed.standin.add_event(&revoked.leaf_user_id, 200);
-    bed.standin.add_event(&revoked.leaf_user_id, 401);
-    let processing = grower(&bed, Some("PROCESSING")).await;
-    let unknown_status = grower(&bed, Some("SOMETHING_NEW")).await;
-    let missing = grower(&bed, None).await;
-
-    let cases = [
-        (&healthy, "healthy", Some("OK")),
-        (&invalid, "unhealthy", Some("INVALID")),
-        (&revoked, "unhealthy", Some("OK")),
-        (&processing, "pending", Some("PROCESSING")),
-        (&unknown_status, "pending", Some("SOMETHING_NEW")),
-        (&missing, "missing", None),
-    ];
-    for (grower, health, status) in cases {
-        let id = &grower.leaf_user_id;
-        let (code, body) = api_response(&bed.invoke(&running, verify_api_event(id)).await);
-        assert_eq!(code, 200, "{body}");
-        let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(
-            keys,
-            [
-                "createdTime",
-                "credentialsId",
-                "health",
-                "lastEvent",
-                "leafStatus",
-                "leafUserId"
-            ],
-            "{body}"
-        );
-        assert_eq!(
-            (
-                body["leafUserId"].as_str(),
-                body["health"].as_str(),
-                body["leafStatus"].as_str()
-            ),
-            (Some(id.as_str()), Some(health), status),
-            "{body}"
-        );
-        let held = bed.standin.credential(id);
-        assert_eq!(
-            body["credentialsId"].as_str(),
-            held.as_ref().map(|c| c.id.as_str())
-        );
-        match bed.standin.events(id).last().filter(|_| held.is_some()) {
-            Some(newest) => {
-                assert_eq!(
-                    body["lastEvent"],
-                    json!({"statusCode": newest["statusCode"], "createdDate": newest["createdDate"]})
-                )
-            }
-            None => assert_eq!(body["lastEvent"], Value::Null, "{body}"),
-        }
-    }
-
-    let (code, body) = api_response(&bed.invoke(&running, verify_api_event("not-a-uuid")).await);
-    assert_eq!(
-        (code, &body["leafUserId"], body["error"]["code"].as_str()),
-        (400, &Value::Null, Some("invalid_request"))
-    );
-    let stranger = uuid::Uuid::new_v4().to_string();
-    let (code, body) = api_response(&bed.invoke(&running, verify_api_event(&stranger)).await);
-    assert_eq!(
-        (code, body["leafUserId"].as_str(), body["error"]["code"].as_str()),
-        (404, Some(stranger.as_str()), Some("leaf_user_not_found"))
-    );
-
-    // The API never writes to Leaf, whatever it finds.
-    for route in [
-        Route::LeafPostCredentials,
-        Route::LeafDeleteCredentials,
-        Route::StaraAuth,
-    ] {
-        assert_eq!(bed.standin.count(route), 0, "{route:?}");
-    }
-    bed.assert_no_leaks(&[&running.function]);
-}
+use super::{grower, scheduled_run, summary, verify_api_event};
 
 #[tokio::test]
 async fn a_scheduled_run_over_a_mix_gives_the_right_summary() {
@@ -412,28 +282,6 @@ async fn one_leaf_failure_mid_run_is_an_error_and_the_rest_complete() {
         9,
         "every grower was looked at once"
     );
-}
-
-#[tokio::test]
-async fn events_verify_does_not_serve_are_refused_and_it_keeps_serving() {
-    let bed = Bed::start().await;
-    let running = bed.run("verify", &[]).await;
-    for event in [
-        load_event("connect-sqs.json"),
-        json!({"source": "aws.events", "detail-type": "Object Created"}),
-        json!([1]),
-    ] {
-        let error = bed.invoke(&running, event).await.outcome.expect_err("refused");
-        assert_eq!(error["errorType"], "UnsupportedEvent");
-    }
-    let (code, _) = api_response(&bed.invoke(&running, load_event("connect-api.json")).await);
-    assert_eq!(code, 404, "POST /connections belongs to connect");
-    let healthy = grower(&bed, Some("OK")).await;
-    let (code, body) = api_response(
-        &bed.invoke(&running, verify_api_event(&healthy.leaf_user_id))
-            .await,
-    );
-    assert_eq!((code, body["health"].as_str()), (200, Some("healthy")));
 }
 
 #[tokio::test]
