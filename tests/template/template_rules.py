@@ -9,11 +9,15 @@ cfn-lint and `sam validate --lint` check that the template is well formed; they 
 but well-formed `Runtime` (`provided.al2`) and a misspelt `FunctionResponseTypes` entry, and
 they know nothing of this project's rules (timeouts against API Gateway's 30 s, least privilege,
 every route authorized). Those are checked here.
+
+`check_least_privilege` also runs on its own over what the SAM transform generates (the roles
+SAM writes), so it understands raw IAM resources as well as SAM functions.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -28,7 +32,7 @@ VISIBILITY_FACTOR = 6  # AWS: queue visibility timeout >= 6 x the function timeo
 MIN_MAX_RECEIVE_COUNT = 5
 FIFO_MAX_BATCH = 10
 SQS_DEFAULT_RETENTION_S = 345_600
-DEFAULT_UPSTREAM_BUDGET_MS = 25_000  # shared/src/config.rs HttpSettings::default
+DEFAULT_UPSTREAM_BUDGET_MS = 25_000  # HttpSettings::default in the crate's config.rs (shared/src)
 DEFAULT_HTTP_TIMEOUT_MS = 10_000
 RESPONSE_MARGIN_MS = 1_000  # the handler keeps 300 ms; allow for the response and logs too
 
@@ -38,8 +42,12 @@ ROUTES = {
     "GET /connections/{leafUserId}": "verify",
 }
 SCHEDULER_INPUT = {"source": "stara-connect.scheduler", "action": "verify-all"}
+# What Lambda's SQS poller calls with the function's role: the connect queue's event source
+# mapping needs these on that queue, nothing more (no sqs:ChangeMessageVisibility: the poller
+# lets a failed message reappear when its visibility timeout ends).
+POLL_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 ALLOWED_ACTIONS = {
-    "connect": {"secretsmanager:GetSecretValue"},
+    "connect": {"secretsmanager:GetSecretValue"} | POLL_ACTIONS,
     "verify": {"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets", "sqs:SendMessage"},
 }
 # Only connect reads grower logins; verify reads the Leaf owner's login and lists secret names.
@@ -55,8 +63,70 @@ REQUIRED_PARAMETERS = {
     "AuthMode",
     "JwtIssuer",
     "JwtAudience",
+    "JwtWriteScope",
+    "JwtReadScope",
 }
 AUTHORIZED_TYPES = {"AWS_IAM", "JWT", "CUSTOM"}
+
+# JWT mode: which scope parameter each HTTP method needs. A route whose method is not listed
+# (ANY, OPTIONS, ...) is refused: it would mix reads and writes under one scope.
+SCOPE_OF_METHOD = {
+    "POST": "JwtWriteScope",
+    "PUT": "JwtWriteScope",
+    "PATCH": "JwtWriteScope",
+    "DELETE": "JwtWriteScope",
+    "GET": "JwtReadScope",
+    "HEAD": "JwtReadScope",
+}
+SCOPE_DEFAULTS = {"JwtWriteScope": "stara-connect/connections.write", "JwtReadScope": "stara-connect/connections.read"}
+
+# ------------------------------------------------------------------------------------------------
+# Least privilege: the only exceptions, each with its reason.
+# ------------------------------------------------------------------------------------------------
+
+# Actions an Allow statement of ours may grant on Resource "*", because IAM cannot scope them to
+# a resource (the Service Authorization Reference lists no resource type for them). Matched
+# exactly (case-insensitively, as IAM does): a wildcard such as `secretsmanager:List*` is no
+# exception.
+UNSCOPABLE_ACTIONS = {
+    "secretsmanager:ListSecrets": "no resource-level permissions; it returns names and metadata, never "
+    "values; verify filters the names by STARA_SECRET_PREFIX and reads values only through its scoped GetSecretValue",
+    "cloudwatch:PutMetricData": "no resource-level permissions; allowed only with a cloudwatch:namespace "
+    "condition, which is the scoping IAM offers for it (our metrics go through EMF log lines today, so nothing grants it)",
+}
+# Granted on "*" only to a function with Tracing: Active (none today).
+TRACING_ACTIONS = {
+    "xray:PutTraceSegments": "X-Ray accepts no resource ARN for segments; only with Tracing: Active",
+    "xray:PutTelemetryRecords": "X-Ray accepts no resource ARN for telemetry; only with Tracing: Active",
+}
+# Condition keys that must accompany an unscopable action, where IAM offers one.
+REQUIRED_CONDITION_KEYS = {"cloudwatch:putmetricdata": "cloudwatch:namespace"}
+
+# AWS managed policies a role of ours may carry: their documents are AWS's and change without
+# us, so each is named here with the reason it is acceptable. Anything else (named in a SAM
+# `Policies` entry, attached through ManagedPolicyArns, or implied by a SAM event) is refused.
+ALLOWED_MANAGED_POLICIES = {
+    "AWSLambdaBasicExecutionRole": "SAM attaches it to every function role it generates, with no opt-out "
+    "short of writing the roles by hand. It allows logs:CreateLogGroup, logs:CreateLogStream and "
+    "logs:PutLogEvents on '*': writing log lines, never reading them, and nothing outside CloudWatch Logs. "
+    "Each function logs to its own group (LoggingConfig.LogGroup).",
+}
+# Attached by SAM with Tracing: Active, and allowed only then (none today).
+TRACING_MANAGED_POLICIES = {
+    "AWSXrayWriteOnlyAccess": "SAM's X-Ray policy for Tracing: Active: trace writes and sampling-rule reads, which X-Ray cannot scope",
+    "AWSXRayDaemonWriteAccess": "the same, under the name SAM uses in some partitions",
+}
+# SAM event types that make SAM grant the poller's permissions itself: a managed policy on '*'
+# (SQS, Kinesis, DynamoDB, MSK) or statements we cannot see in the template (MQ, Kafka, DocumentDB).
+SAM_PULL_EVENTS = {
+    "SQS": "AWSLambdaSQSQueueExecutionRole",
+    "Kinesis": "AWSLambdaKinesisExecutionRole",
+    "DynamoDB": "AWSLambdaDynamoDBExecutionRole",
+    "MSK": "AWSLambdaMSKExecutionRole",
+    "MQ": None,
+    "SelfManagedKafka": None,
+    "DocumentDB": None,
+}
 
 
 @dataclass(frozen=True)
@@ -162,15 +232,29 @@ def functions_by_binary(template: dict) -> dict[str, tuple[str, dict]]:
     return found
 
 
+def event_source_mappings(template: dict, function: str) -> dict[str, dict]:
+    """The AWS::Lambda::EventSourceMapping resources whose FunctionName is `function` (by Ref or GetAtt)."""
+    return {
+        name: r
+        for name, r in resources(template, "AWS::Lambda::EventSourceMapping").items()
+        if target(props(r).get("FunctionName")) == function
+    }
+
+
 def connect_queue(template: dict) -> str | None:
-    """Logical id of the queue connect's SQS event reads."""
+    """Logical id of the queue connect's event source mapping reads."""
     fns = functions_by_binary(template)
     if "connect" not in fns:
         return None
-    sqs = events(function_props(template, fns["connect"][1]), "SQS")
-    if len(sqs) != 1:
+    mappings = event_source_mappings(template, fns["connect"][0])
+    if len(mappings) != 1:
         return None
-    return target((next(iter(sqs.values())).get("Properties") or {}).get("Queue"))
+    arn = getatt(props(next(iter(mappings.values()))).get("EventSourceArn"))
+    return arn[0] if arn and arn[1] == "Arn" else None
+
+
+def depends_on(resource: dict) -> list[str]:
+    return [d for d in as_list(resource.get("DependsOn")) if isinstance(d, str)]
 
 
 def events(fprops: dict, *types: str) -> dict[str, dict]:
@@ -219,7 +303,10 @@ def check(template: dict) -> list[Violation]:
     if "verify" in fns:
         out += check_verify(template, *fns["verify"], fns.get("connect"))
     out += check_routes(template, fns)
+    out += check_jwt_scopes(template)
     out += check_iam(template, fns)
+    out += check_least_privilege(template)
+    out += check_queue_transport(template)
     out += check_parameters_and_outputs(template)
     return out
 
@@ -291,12 +378,22 @@ def check_connect_queue(template: dict, name: str, r: dict) -> list[Violation]:
     out = []
     p = function_props(template, r)
     timeout = as_int(p.get("Timeout")) or 0
-    sqs = events(p, "SQS")
-    if len(sqs) != 1:
-        return [Violation("queue", name, f"connect needs exactly one SQS event, found {len(sqs)}")]
-    event_name, event = next(iter(sqs.items()))
-    where = f"{name}.Events.{event_name}"
-    ep = event.get("Properties") or {}
+    for event_name in events(p, "SQS"):
+        out.append(
+            Violation(
+                "queue",
+                f"{name}.Events.{event_name}",
+                "a SAM SQS event attaches AWSLambdaSQSQueueExecutionRole (receive/delete on every queue): "
+                "declare an AWS::Lambda::EventSourceMapping and a statement scoped to the queue instead",
+            )
+        )
+    mappings = event_source_mappings(template, name)
+    if len(mappings) != 1:
+        return out + [Violation("queue", name, f"connect needs exactly one AWS::Lambda::EventSourceMapping, found {len(mappings)}")]
+    where, mapping = next(iter(mappings.items()))
+    ep = props(mapping)
+    if ep.get("Enabled", True) is not True:
+        out.append(Violation("queue", where, "Enabled must be true (or absent): a disabled mapping leaves the queue undrained"))
     if ep.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
         out.append(Violation("batch-failures", where, f"FunctionResponseTypes is {ep.get('FunctionResponseTypes')!r}, expected exactly ['ReportBatchItemFailures']"))
     max_conc = as_int((ep.get("ScalingConfig") or {}).get("MaximumConcurrency"))
@@ -310,10 +407,12 @@ def check_connect_queue(template: dict, name: str, r: dict) -> list[Violation]:
     if "MaximumBatchingWindowInSeconds" in ep:
         out.append(Violation("queue", where, "MaximumBatchingWindowInSeconds is not supported on FIFO event sources"))
 
-    queue_name = target(ep.get("Queue"))
+    arn = getatt(ep.get("EventSourceArn"))
+    queue_name = arn[0] if arn and arn[1] == "Arn" else None
     queues = resources(template, "AWS::SQS::Queue")
     if queue_name not in queues:
-        return out + [Violation("queue", where, f"Queue must be !GetAtt of an AWS::SQS::Queue in this template, got {ep.get('Queue')!r}")]
+        return out + [Violation("queue", where, f"EventSourceArn must be !GetAtt Q.Arn of an AWS::SQS::Queue in this template, got {ep.get('EventSourceArn')!r}")]
+    out += _check_poll_permission(template, name, p, where, mapping, queue_name)
     q = props(queues[queue_name])
     if q.get("FifoQueue") is not True:
         out.append(Violation("fifo", queue_name, "FifoQueue must be true"))
@@ -339,6 +438,37 @@ def check_connect_queue(template: dict, name: str, r: dict) -> list[Violation]:
         out.append(Violation("dlq", dlq_name, f"MessageRetentionPeriod {dlq_retention} must be longer than the queue's {retention}"))
     if not _has_depth_alarm(template, dlq_name):
         out.append(Violation("alarm", dlq_name, "no CloudWatch alarm on the DLQ's ApproximateNumberOfMessagesVisible"))
+    return out
+
+
+def _check_poll_permission(template: dict, fname: str, p: dict, where: str, mapping: dict, queue: str) -> list[Violation]:
+    """The function's own statements let the poller read `queue`, and the mapping waits for them.
+
+    Lambda validates the role when the mapping is created: a mapping created before the role
+    holds the statement fails the first deploy."""
+    out = []
+    granted: set[str] = set()
+    for _, st in statements(p.get("Policies")):
+        if st is None or st.get("Effect") != "Allow":
+            continue
+        if any(getatt(x) == (queue, "Arn") for x in as_list(st.get("Resource"))):
+            granted |= {a for a in actions_of(st) if a in POLL_ACTIONS}
+    missing = POLL_ACTIONS - granted
+    if missing:
+        out.append(Violation("queue-permissions", fname, f"no statement grants {sorted(missing)} on !GetAtt {queue}.Arn: the mapping {where} cannot poll"))
+    if p.get("Role"):
+        role = target(p.get("Role"))
+        wanted = {role} if role else set()
+    else:
+        wanted = {f"{fname}Role"}  # the role SAM generates, which carries the function's Policies
+    if not wanted & set(depends_on(mapping)):
+        out.append(
+            Violation(
+                "esm-order",
+                where,
+                f"DependsOn must name {sorted(wanted)}: Lambda checks at creation that the role may read the queue",
+            )
+        )
     return out
 
 
@@ -551,9 +681,311 @@ def check_iam(template: dict, fns: dict[str, tuple[str, dict]]) -> list[Violatio
                 elif action == "secretsmanager:ListSecrets":
                     if binary != "verify":
                         out.append(Violation("iam", fname, "ListSecrets is for verify only"))
-                elif action == "sqs:SendMessage":
+                elif action == "sqs:SendMessage" or action in POLL_ACTIONS:
                     if len(res) != 1 or queue is None or getatt(res[0]) != (queue, "Arn"):
-                        out.append(Violation("sqs-scope", fname, f"sqs:SendMessage must be on the connect queue's ARN only, got {res!r}"))
+                        out.append(Violation("sqs-scope", fname, f"{action} must be on the connect queue's ARN only, got {res!r}"))
+    return out
+
+
+def check_jwt_scopes(template: dict) -> list[Violation]:
+    """In JWT mode each route needs exactly the scope of its method (SCOPE_OF_METHOD), given by a
+    parameter; in IAM mode no route carries scopes (API Gateway evaluates them for JWT only)."""
+    out = []
+    params = template.get("Parameters") or {}
+    for name, default in SCOPE_DEFAULTS.items():
+        sp = params.get(name)
+        if not isinstance(sp, dict):
+            out.append(Violation("jwt-scopes", "Parameters", f"missing the scope parameter {name}"))
+            continue
+        if sp.get("Default") != default:
+            out.append(Violation("jwt-scopes", name, f"Default is {sp.get('Default')!r}, expected {default!r}"))
+        pattern = sp.get("AllowedPattern")
+        if not isinstance(pattern, str) or re.fullmatch(pattern, "") or re.fullmatch(pattern, "a b") or not re.fullmatch(pattern, default):
+            out.append(Violation("jwt-scopes", name, "AllowedPattern must accept one scope token and refuse an empty value or a space"))
+    defaults = [(params.get(n) or {}).get("Default") for n in SCOPE_DEFAULTS]
+    if len(set(map(str, defaults))) != len(defaults):
+        out.append(Violation("jwt-scopes", "Parameters", "the write and read scopes must differ, or a read-only client could write"))
+
+    for name, route in resources(template, "AWS::ApiGatewayV2::Route").items():
+        rp = props(route)
+        key = rp.get("RouteKey")
+        method = key.split(" ", 1)[0].upper() if isinstance(key, str) else None
+        for case in condition_cases(template):
+            mode = ", ".join(f"{c}={v}" for c, v in case.items()) or "always"
+            rc = resolve(rp, case)
+            scopes = rc.get("AuthorizationScopes")
+            if rc.get("AuthorizationType") == "JWT":
+                want = SCOPE_OF_METHOD.get(method)
+                got = [target(s) if isinstance(s, dict) and "Ref" in s else s for s in as_list(scopes)]
+                if want is None:
+                    out.append(Violation("jwt-scopes", name, f"{key}: a JWT route must have one method of {sorted(SCOPE_OF_METHOD)} ({mode})"))
+                elif got != [want]:
+                    out.append(Violation("jwt-scopes", name, f"{key}: AuthorizationScopes must be exactly [!Ref {want}] ({mode}), got {scopes!r}"))
+            elif scopes not in (None, []):
+                out.append(Violation("jwt-scopes", name, f"{key}: AuthorizationScopes on a {rc.get('AuthorizationType')} route ({mode}): scopes apply to JWT only"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Least privilege: no Allow of ours on Resource "*" but the listed exceptions; AWS managed
+# policies only from the allow-list.
+# ------------------------------------------------------------------------------------------------
+
+
+def _candidates(value: Any) -> list:
+    """Every value `value` can take: both branches of each Fn::If, AWS::NoValue (and absence) dropped."""
+    if value is None:
+        return []
+    if isinstance(value, dict) and len(value) == 1 and "Fn::If" in value:
+        branches = value["Fn::If"]
+        if isinstance(branches, list) and len(branches) == 3:
+            return _candidates(branches[1]) + _candidates(branches[2])
+    if isinstance(value, dict) and value == {"Ref": "AWS::NoValue"}:
+        return []
+    if isinstance(value, list):
+        return [c for v in value for c in _candidates(v)]
+    return [value]
+
+
+def _parameter_may_be_wild(template: dict, name: str) -> bool:
+    """Whether a deployer could give parameter `name` the value '*' or '' (which turns `prefix*` into `*`)."""
+    param = (template.get("Parameters") or {}).get(name)
+    if not isinstance(param, dict):
+        return False  # a resource or pseudo parameter
+    allowed = param.get("AllowedValues")
+    if isinstance(allowed, list):
+        return any(str(v) in ("*", "") for v in allowed)
+    pattern = param.get("AllowedPattern")
+    if not isinstance(pattern, str):
+        return True
+    return bool(re.fullmatch(pattern, "*") or re.fullmatch(pattern, ""))
+
+
+def _arn_text(template: dict, value: Any) -> str | None:
+    """A resource value as text, with each reference replaced by `X` (a fixed name) or, for a
+    parameter that could be empty or '*', by '' (the worst case). None if it cannot be told."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    (fn, arg), = value.items()
+    if fn == "Ref":
+        return "" if isinstance(arg, str) and _parameter_may_be_wild(template, arg) else "X"
+    if fn == "Fn::GetAtt":
+        return "X"
+    if fn == "Fn::Sub":
+        text, variables = (arg[0], arg[1] if len(arg) > 1 else {}) if isinstance(arg, list) and arg else (arg, {})
+        if not isinstance(text, str):
+            return None
+
+        def sub(m: re.Match) -> str:
+            name = m.group(1)
+            if name in (variables or {}):
+                v = variables[name]
+                return v if isinstance(v, str) else (_arn_text(template, v) or "")
+            if "." in name or name.startswith("AWS::"):
+                return "X"
+            return "" if _parameter_may_be_wild(template, name) else "X"
+
+        return re.sub(r"\$\{([^}!]+)\}", sub, text)
+    if fn == "Fn::Join" and isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str):
+        parts = [_arn_text(template, x) for x in as_list(arg[1])]
+        return None if None in parts else arg[0].join(parts)
+    return None
+
+
+def unscoped(template: dict, value: Any) -> bool:
+    """Whether a Resource value grants every resource (of a service): '*', `arn:...:secret:*`,
+    `arn:...:table/*`, a `prefix*` whose prefix may be empty, or a value that cannot be told."""
+    text = _arn_text(template, value)
+    if text is None:
+        return True  # fail closed: Fn::ImportValue, Fn::FindInMap, ...
+    if text.strip("*") == "":
+        return True
+    if not text.startswith("arn:"):
+        return "*" in text
+    parts = text.split(":", 5)
+    if len(parts) < 6 or "*" in parts[2]:
+        return True
+    # Strip the resource type (`secret:`, `table/`, `log-group:`); an S3 ARN has none (it starts
+    # with the bucket name).
+    rest = parts[5] if parts[2] == "s3" else re.sub(r"^[A-Za-z0-9_.-]+[:/]", "", parts[5], count=1)
+    return "*" in rest and rest.strip("*:/") == ""
+
+
+def _managed_policy_name(value: Any) -> str | None:
+    """The name of an AWS managed policy given by name or ARN; None for anything else (a customer
+    managed policy, a computed ARN), which cannot be checked here."""
+    text = value if isinstance(value, str) else None
+    if isinstance(value, dict) and len(value) == 1 and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        text = value["Fn::Sub"].replace("${AWS::Partition}", "aws")
+    if isinstance(value, dict) and len(value) == 1 and "Fn::Join" in value:
+        j = value["Fn::Join"]
+        if isinstance(j, list) and len(j) == 2 and isinstance(j[0], str):
+            bits = ["aws" if x == {"Ref": "AWS::Partition"} else x for x in as_list(j[1])]
+            text = j[0].join(bits) if all(isinstance(b, str) for b in bits) else None
+    if text is None:
+        return None
+    if text.startswith("arn:"):
+        m = re.fullmatch(r"arn:[a-z-]+:iam::aws:policy/(?:[A-Za-z0-9_+=,.@-]+/)*([A-Za-z0-9_+=,.@-]+)", text)
+        return m.group(1) if m else None
+    return text if re.fullmatch(r"[A-Za-z0-9_+=,.@-]+", text) else None
+
+
+def _check_managed_policy(where: str, value: Any, tracing: bool, how: str) -> list[Violation]:
+    name = _managed_policy_name(value)
+    if name is None:
+        return [Violation("managed-policy", where, f"{how} {value!r}: not an AWS managed policy by name or ARN, so its statements cannot be checked")]
+    if name in ALLOWED_MANAGED_POLICIES or (tracing and name in TRACING_MANAGED_POLICIES):
+        return []
+    return [Violation("managed-policy", where, f"{how} the AWS managed policy {name!r}, which is not in the allow-list {sorted(ALLOWED_MANAGED_POLICIES)}")]
+
+
+def _exception(action: str, tracing: bool) -> str | None:
+    table = {a.lower(): why for a, why in UNSCOPABLE_ACTIONS.items()}
+    if tracing:
+        table.update({a.lower(): why for a, why in TRACING_ACTIONS.items()})
+    return table.get(action.lower())
+
+
+def _has_condition_key(st: dict, key: str) -> bool:
+    condition = st.get("Condition")
+    if not isinstance(condition, dict):
+        return False
+    return any(isinstance(block, dict) and any(k.lower() == key.lower() for k in block) for block in condition.values())
+
+
+def check_document(template: dict, where: str, document: Any, tracing: bool = False) -> list[Violation]:
+    """Every Allow statement of one policy document: an action on an unscoped resource must be a
+    listed exception (with its condition key where one is required)."""
+    out = []
+    if not isinstance(document, dict):
+        return [Violation("wildcard-resource", where, f"policy document {document!r} cannot be read")]
+    for st in _candidates(document.get("Statement")):
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
+            continue
+        if "NotResource" in st:
+            out.append(Violation("wildcard-resource", where, f"NotResource in an Allow grants every resource but those named: {st.get('NotResource')!r}"))
+            continue
+        wide = [r for r in _candidates(st.get("Resource")) if unscoped(template, r)]
+        if "Resource" not in st:
+            wide = ["(no Resource)"]
+        if not wide:
+            continue
+        if "NotAction" in st:
+            out.append(Violation("wildcard-resource", where, f"NotAction on {wide[0]!r} grants every action but those named"))
+        for action in _candidates(st.get("Action")):
+            if not isinstance(action, str):
+                out.append(Violation("wildcard-resource", where, f"action {action!r} on {wide[0]!r} cannot be checked"))
+                continue
+            why = _exception(action, tracing)
+            if why is None:
+                allowed = sorted(UNSCOPABLE_ACTIONS) + (sorted(TRACING_ACTIONS) if tracing else [])
+                out.append(Violation("wildcard-resource", where, f"{action} on {wide[0]!r}: scope it to the resources it needs (only {allowed} may be unscoped)"))
+                continue
+            key = REQUIRED_CONDITION_KEYS.get(action.lower())
+            if key and not _has_condition_key(st, key):
+                out.append(Violation("wildcard-resource", where, f"{action} on {wide[0]!r} needs a {key} condition"))
+    return out
+
+
+def _policy_templates():
+    from samtranslator.policy_template_processor.processor import PolicyTemplatesProcessor
+
+    return PolicyTemplatesProcessor(PolicyTemplatesProcessor.get_default_policy_templates_json())
+
+
+def _check_sam_policy_entry(template: dict, where: str, entry: Any, tracing: bool) -> list[Violation]:
+    """One entry of a SAM `Policies` list: an inline document, a managed policy, or a SAM policy
+    template (expanded with SAM's own definitions)."""
+    if isinstance(entry, dict) and "Statement" in entry:
+        return check_document(template, where, entry, tracing)
+    if isinstance(entry, dict) and len(entry) == 1 and not next(iter(entry)).startswith(("Fn::", "Ref")):
+        (name, values), = entry.items()
+        processor = _policy_templates()
+        if not processor.has(name):
+            return [Violation("wildcard-resource", where, f"unknown SAM policy template {name!r}: cannot be checked")]
+        return check_document(template, f"{where} ({name})", processor.convert(name, values or {}), tracing)
+    return _check_managed_policy(where, entry, tracing, "Policies entry")
+
+
+def _tracing(value: Any) -> bool:
+    return any(c == "Active" for c in _candidates(value))
+
+
+def check_least_privilege(template: dict) -> list[Violation]:
+    """No IAM statement of ours grants an action on an unscoped resource unless IAM cannot scope
+    it (UNSCOPABLE_ACTIONS; TRACING_ACTIONS for a traced function), and every AWS managed policy
+    attached, by us or implicitly by SAM, is in ALLOWED_MANAGED_POLICIES.
+
+    Works on the template as written (SAM functions' Policies, the managed policies SAM will add,
+    hand-written IAM resources) and on what the SAM transform generates (roles with
+    ManagedPolicyArns and inline Policies)."""
+    out = []
+    for fname, r in resources(template, "AWS::Serverless::Function").items():
+        p = function_props(template, r)
+        tracing = _tracing(p.get("Tracing"))
+        if not p.get("Role"):
+            # What SAM adds to the role it generates (samtranslator: SamFunction._construct_role
+            # and the pull event sources).
+            out += _check_managed_policy(fname, "AWSLambdaBasicExecutionRole", tracing, "SAM attaches")
+            if tracing:
+                out += _check_managed_policy(fname, "AWSXrayWriteOnlyAccess", tracing, "Tracing makes SAM attach")
+            if p.get("VpcConfig"):
+                out += _check_managed_policy(fname, "AWSLambdaVPCAccessExecutionRole", tracing, "VpcConfig makes SAM attach")
+            for ename, event in events(p, *SAM_PULL_EVENTS).items():
+                policy = SAM_PULL_EVENTS[event["Type"]]
+                where = f"{fname}.Events.{ename}"
+                if policy:
+                    out += _check_managed_policy(where, policy, tracing, f"a SAM {event['Type']} event makes SAM attach")
+                else:
+                    out.append(Violation("wildcard-resource", where, f"a SAM {event['Type']} event makes SAM write poller statements of its own: declare an AWS::Lambda::EventSourceMapping"))
+        for i, entry in enumerate(as_list(p.get("Policies"))):
+            out += _check_sam_policy_entry(template, f"{fname}.Policies[{i}]", entry, tracing)
+
+    # Roles (by hand, or generated by the transform) and the functions that use them.
+    traced_roles = {
+        target(props(f).get("Role"))
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if _tracing((props(f).get("TracingConfig") or {}).get("Mode"))
+    }
+    for name, r in resources(template, "AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group").items():
+        rp = props(r)
+        tracing = name in traced_roles
+        for arn in _candidates(rp.get("ManagedPolicyArns")):
+            out += _check_managed_policy(name, arn, tracing, "ManagedPolicyArns has")
+        for policy in _candidates(rp.get("Policies")):
+            label = f"{name}.{policy.get('PolicyName')}" if isinstance(policy, dict) else name
+            out += check_document(template, label, policy.get("PolicyDocument") if isinstance(policy, dict) else None, tracing)
+    for name, r in resources(template, "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy").items():
+        out += check_document(template, name, props(r).get("PolicyDocument"))
+    return out
+
+
+def check_queue_transport(template: dict) -> list[Violation]:
+    """Every queue is encrypted at rest and refuses requests that are not over TLS (a queue
+    policy denying sqs:* when aws:SecureTransport is false, on that queue's ARN)."""
+    out = []
+    tls_only: set[str] = set()
+    for policy in resources(template, "AWS::SQS::QueuePolicy").values():
+        pp = props(policy)
+        queues = {target(q) for q in as_list(pp.get("Queues"))}
+        for st in as_list((pp.get("PolicyDocument") or {}).get("Statement")):
+            if not isinstance(st, dict) or st.get("Effect") != "Deny" or st.get("Principal") not in ("*", {"AWS": "*"}):
+                continue
+            if not {"sqs:*", "*"} & set(as_list(st.get("Action"))):
+                continue
+            secure = ((st.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport")
+            if str(secure).lower() != "false":
+                continue
+            arns = {getatt(r) for r in as_list(st.get("Resource"))}
+            tls_only |= {q for q in queues if (q, "Arn") in arns}
+    for name, queue in resources(template, "AWS::SQS::Queue").items():
+        qp = props(queue)
+        if qp.get("SqsManagedSseEnabled") is not True and not qp.get("KmsMasterKeyId"):
+            out.append(Violation("queue-tls", name, "not encrypted at rest: SqsManagedSseEnabled: true (or a KMS key)"))
+        if name not in tls_only:
+            out.append(Violation("queue-tls", name, "no queue policy denies sqs:* on it when aws:SecureTransport is false"))
     return out
 
 
