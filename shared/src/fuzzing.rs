@@ -6,9 +6,9 @@
 
 use serde_json::Value;
 
+use crate::lambda::api;
 use crate::lambda::request::{MAX_BODY_BYTES, parse_connect_body};
 use crate::lambda::trigger::{Trigger, classify};
-use crate::lambda::api;
 
 fn parse(body: &[u8]) {
     match parse_connect_body(body) {
