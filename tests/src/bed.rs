@@ -316,6 +316,23 @@ pub fn connect_body(leaf_user_id: &str, force: bool) -> String {
 }
 
 /// The status code and parsed JSON body of an API Gateway 2.0 response.
+/// The log lines `function` wrote while serving the invocation whose error body carries
+/// `body["requestId"]` (the runtime's span holds the same request id).
+pub fn logged_for_request(function: &crate::function::Function, body: &Value) -> Vec<Value> {
+    let request_id = body["requestId"]
+        .as_str()
+        .expect("an error body carries the requestId");
+    function
+        .log_json()
+        .into_iter()
+        .filter(|line| {
+            line["spans"]
+                .as_array()
+                .is_some_and(|spans| spans.iter().any(|span| span["requestId"] == request_id))
+        })
+        .collect()
+}
+
 pub fn api_response(invocation: &Invocation) -> (u16, Value) {
     let response = invocation
         .outcome

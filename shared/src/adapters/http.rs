@@ -59,11 +59,21 @@ pub(crate) struct Call<'a> {
 }
 
 /// An upstream answer, whatever its status.
-#[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) retry_after: Option<String>,
     pub(crate) body: Vec<u8>,
+}
+
+/// The body's length, never its bytes: Leaf echoes the grower's tokens in its answers.
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
+            .field("body", &format_args!("[{} bytes redacted]", self.body.len()))
+            .finish()
+    }
 }
 
 /// Why a single attempt got no answer.
@@ -308,5 +318,19 @@ mod tests {
         );
         let near = Deadline::after(Duration::from_millis(1));
         assert!(client.pause_before_retry(1, Some("1"), &near).is_none());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_body() {
+        let reply = Reply {
+            status: 201,
+            retry_after: None,
+            body: br#"{"accessToken":"tok-123"}"#.to_vec(),
+        };
+        let text = format!("{reply:?}");
+        assert!(
+            !text.contains("tok-123") && text.contains("25 bytes redacted"),
+            "{text}"
+        );
     }
 }

@@ -146,6 +146,35 @@ impl ConnectorError {
         }
     }
 
+    /// What an API caller is told: what went wrong and what to do, with nothing of the
+    /// deployment in it (no ARN, account id or URL, no SDK or transport error chain). The full
+    /// text goes to the log line under the same request id.
+    pub(crate) fn public_message(&self) -> String {
+        match self {
+            Self::GrowerLoginNotFound { .. } => {
+                "no Stara login is stored for this Leaf user: store the grower's login, then try again".into()
+            }
+            Self::GrowerLoginMalformed { reason, .. } => {
+                format!("the stored Stara login for this Leaf user is malformed ({reason}): store it again")
+            }
+            Self::LeafUserNotFound | Self::StaraLoginRejected { .. } => self.to_string(),
+            Self::Configuration(_) => {
+                "the connector is misconfigured: an operator must fix it (see the log line of this request)"
+                    .into()
+            }
+            Self::SecretsUnavailable { .. } => "Secrets Manager could not be read: try again later".into(),
+            Self::Upstream(e) => {
+                let what = match e.kind {
+                    UpstreamKind::Timeout => "did not answer in time: try again later",
+                    UpstreamKind::Unavailable => "is unavailable: try again later",
+                    UpstreamKind::BadGateway => "answered with an error: try again later",
+                    UpstreamKind::Rejected => "refused the request",
+                };
+                format!("{} ({}) {what}", e.service, e.operation)
+            }
+        }
+    }
+
     /// The HTTP status an API caller gets for this failure.
     pub(crate) fn http_status(&self) -> u16 {
         match self {
@@ -224,5 +253,44 @@ mod tests {
         );
         assert_eq!(upstream(UpstreamKind::Timeout).fault(), Fault::Upstream);
         assert_eq!(ConnectorError::LeafUserNotFound.fault(), Fault::Caller);
+    }
+
+    #[test]
+    fn public_messages_keep_the_deployment_to_themselves() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:leaf-owner-AbCdEf";
+        let url = "https://api.withleaf.io/services/usermanagement/api/users/x";
+        let errors = [
+            ConnectorError::Configuration(format!("secret `{arn}`: access denied")),
+            ConnectorError::SecretsUnavailable {
+                secret_id: arn.into(),
+                detail: format!("dispatch failure: {url}"),
+            },
+            UpstreamError::new(
+                Service::Leaf,
+                "GET /x",
+                UpstreamKind::Unavailable,
+                format!("could not connect: {url}"),
+            )
+            .into(),
+            ConnectorError::GrowerLoginNotFound {
+                secret_id: arn.into(),
+            },
+            ConnectorError::GrowerLoginMalformed {
+                secret_id: arn.into(),
+                reason: "not valid JSON".into(),
+            },
+        ];
+        for e in errors {
+            let message = e.public_message();
+            assert!(
+                !message.contains("arn:") && !message.contains("123456789012"),
+                "{message}"
+            );
+            assert!(!message.contains("http"), "{message}");
+            assert!(
+                e.to_string().contains("arn:") || e.to_string().contains("http"),
+                "the log keeps the detail"
+            );
+        }
     }
 }

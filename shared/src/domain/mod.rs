@@ -1,7 +1,7 @@
 //! The product's rules, free of AWS and HTTP: the connect and verify workflows, the health
 //! model, and the types and capabilities (`ports`) they speak in.
 //!
-//! Nothing here imports from `adapters` or `lambda`; the check in `lib.rs` fails the build's
+//! Nothing here imports from `adapters` or `lambda`; the check in `layering.rs` fails the build's
 //! tests when an import breaks that rule.
 
 pub(crate) mod connect;

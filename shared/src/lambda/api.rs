@@ -97,40 +97,42 @@ pub(crate) fn empty_response(status: u16) -> Response {
     response
 }
 
-/// `{"leafUserId", "outcome": "failed", "error": {"code", "message"}}` with the error's status.
-pub(crate) fn error_response(leaf_user_id: Option<&str>, error: &ConnectorError) -> Response {
-    json_response(
-        error.http_status(),
-        &error_body(leaf_user_id, error.code(), &error.to_string()),
-    )
+/// `{"leafUserId", "outcome": "failed", "error": {"code", "message"}, "requestId"}` with the
+/// error's status. The message is the public one; the log line of `request_id` has the rest.
+pub(crate) fn error_response(
+    request_id: &str,
+    leaf_user_id: Option<&str>,
+    error: &ConnectorError,
+) -> Response {
+    let body = error_body(request_id, leaf_user_id, error.code(), &error.public_message());
+    json_response(error.http_status(), &body)
 }
 
 /// The body of every failed answer.
-pub(crate) fn error_body(leaf_user_id: Option<&str>, code: &str, message: &str) -> Value {
+pub(crate) fn error_body(request_id: &str, leaf_user_id: Option<&str>, code: &str, message: &str) -> Value {
     json!({
         "leafUserId": leaf_user_id,
         "outcome": "failed",
         "error": {"code": code, "message": message},
+        "requestId": request_id,
     })
 }
 
 /// The `400 invalid_request` answer to a request that cannot be read, logged once.
-pub(crate) fn invalid_request(bad: &BadRequest) -> Response {
+pub(crate) fn invalid_request(request_id: &str, bad: &BadRequest) -> Response {
     tracing::warn!(trigger = "api", outcome = "rejected", code = "invalid_request", reason = %bad,
         "request refused");
-    json_response(400, &error_body(None, "invalid_request", &bad.0))
+    json_response(400, &error_body(request_id, None, "invalid_request", &bad.0))
 }
 
 /// The `404 route_not_found` answer, naming the routes this function does serve.
-pub(crate) fn route_not_found(function: &str, serves: &str) -> Response {
+pub(crate) fn route_not_found(request_id: &str, function: &str, serves: &str) -> Response {
     tracing::warn!(
         code = "route_not_found",
         "no such route on the {function} function"
     );
-    json_response(
-        404,
-        &error_body(None, "route_not_found", &format!("{function} serves {serves}")),
-    )
+    let message = format!("{function} serves {serves}");
+    json_response(404, &error_body(request_id, None, "route_not_found", &message))
 }
 
 /// The response as the JSON the runtime sends back.

@@ -176,11 +176,28 @@ fn base_url(
         variable,
         problem: format!("not a URL ({e})"),
     })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError {
-            variable,
-            problem: "must be an http(s) URL with a host".into(),
-        });
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    // Logins and tokens go to these hosts: plain HTTP only to this machine (the local bed, the demo).
+    match (url.scheme(), url.host_str()) {
+        (_, None) => {
+            return Err(ConfigError {
+                variable,
+                problem: "must be an https URL with a host".into(),
+            });
+        }
+        ("https", _) => {}
+        ("http", _) if loopback => {}
+        _ => {
+            return Err(ConfigError {
+                variable,
+                problem: "must be an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)".into(),
+            });
+        }
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(ConfigError {
@@ -249,6 +266,9 @@ mod tests {
     fn bad_values_name_their_variable() {
         let cases = [
             ("STARA_BASE_URL", "ftp://x"),
+            ("STARA_BASE_URL", "http://stara.example.com"),
+            ("LEAF_BASE_URL", "http://10.0.0.1:8080"),
+            ("LEAF_BASE_URL", "http://127.0.0.1.example.com"),
             ("LEAF_BASE_URL", "not a url"),
             ("LEAF_BASE_URL", "https://x/?a=b"),
             ("HTTP_TIMEOUT_MS", "ten"),
@@ -326,5 +346,27 @@ mod tests {
             let err = verify_config(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{value}");
         }
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        for url in [
+            "https://api.withleaf.io",
+            "http://127.0.0.1:9",
+            "http://[::1]:9",
+            "http://localhost:9",
+        ] {
+            let c = config(&[("LEAF_SECRET_ID", "s"), ("LEAF_BASE_URL", url)]).unwrap();
+            assert_eq!(c.leaf_base_url, url);
+        }
+        let err = config(&[
+            ("LEAF_SECRET_ID", "s"),
+            ("STARA_BASE_URL", "http://stara.example.com"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("STARA_BASE_URL") && err.to_string().contains("https://"),
+            "{err}"
+        );
     }
 }

@@ -45,7 +45,9 @@ pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value,
     match trigger::classify(payload) {
         Trigger::Api(request) => {
             let deadline = invocation_deadline(&context, app.budget);
-            Ok(api::to_value(handle_api(app, &request, deadline).await))
+            Ok(api::to_value(
+                handle_api(app, &request, deadline, &context.request_id).await,
+            ))
         }
         Trigger::Schedule(schedule) => handle_schedule(app, &schedule, &context).await,
         other @ (Trigger::Sqs(_) | Trigger::Unsupported(_)) => Err(unsupported_event(
@@ -56,16 +58,21 @@ pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value,
     }
 }
 
-async fn handle_api(app: &VerifyApp, request: &ApiGatewayV2httpRequest, deadline: Deadline) -> Response {
+async fn handle_api(
+    app: &VerifyApp,
+    request: &ApiGatewayV2httpRequest,
+    deadline: Deadline,
+    request_id: &str,
+) -> Response {
     let raw_id = match api::route(request) {
         Route::Status(raw_id) => raw_id,
         Route::Connect | Route::Disconnect(_) | Route::Unknown(_) => {
-            return api::route_not_found("verify", "GET /connections/{leafUserId}");
+            return api::route_not_found(request_id, "verify", "GET /connections/{leafUserId}");
         }
     };
     let user = match request::parse_leaf_user_id(&raw_id) {
         Ok(user) => user,
-        Err(bad) => return api::invalid_request(&bad),
+        Err(bad) => return api::invalid_request(request_id, &bad),
     };
     let id = user.to_string();
     let span = tracing::info_span!("verify", leafUserId = %id);
@@ -91,7 +98,7 @@ async fn handle_api(app: &VerifyApp, request: &ApiGatewayV2httpRequest, deadline
             }
             Err(e) => {
                 log_failure("verify failed", "api", &e, upstream_ms);
-                api::error_response(Some(&id), &e)
+                api::error_response(request_id, Some(&id), &e)
             }
         }
     }
@@ -154,7 +161,7 @@ async fn handle_schedule(
             MetricSet::new("verify").count("RunsFailed", 1).emit();
             Err(Diagnostic {
                 error_type: e.code().into(),
-                error_message: format!("verify run failed: {e}"),
+                error_message: format!("verify run failed: {}", e.public_message()),
             })
         }
     }

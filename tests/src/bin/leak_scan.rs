@@ -1,5 +1,6 @@
 //! After the suite: searches every log line and response captured by every test bed for every
-//! password and token issued anywhere in the suite. Any hit fails the run.
+//! password and token issued anywhere in the suite, and every response for an ARN, an account
+//! id or a URL. Any hit fails the run.
 //!
 //! Usage: `leak_scan [capture-dir]` (default `target/e2e-capture`).
 
@@ -27,15 +28,24 @@ fn main() {
             path.display()
         );
     }
+    for (path, what, line) in &report.disclosures {
+        eprintln!("DISCLOSURE in {}: {what} in the response: {line}", path.display());
+    }
     println!(
-        "leak scan: {} beds, {} secrets, {} files, {} lines, {} hits",
+        "leak scan: {} beds, {} secrets, {} files, {} lines, {} hits; {} responses, {} disclosures",
         report.beds,
         report.secrets,
         report.files,
         report.lines,
-        report.hits.len()
+        report.hits.len(),
+        report.responses,
+        report.disclosures.len()
     );
-    if !report.hits.is_empty() {
+    if report.responses == 0 {
+        eprintln!("leak scan: no responses were captured: the disclosure check would prove nothing");
+        std::process::exit(1);
+    }
+    if !report.hits.is_empty() || !report.disclosures.is_empty() {
         std::process::exit(1);
     }
 }

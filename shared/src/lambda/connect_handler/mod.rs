@@ -37,7 +37,9 @@ pub async fn handle(app: &ConnectApp, event: LambdaEvent<Value>) -> Result<Value
     let (payload, context) = event.into_parts();
     let deadline = invocation_deadline(&context, app.budget);
     match trigger::classify(payload) {
-        Trigger::Api(request) => Ok(api::to_value(handle_api(app, &request, deadline).await)),
+        Trigger::Api(request) => Ok(api::to_value(
+            handle_api(app, &request, deadline, &context.request_id).await,
+        )),
         Trigger::Sqs(batch) => Ok(serde_json::to_value(handle_sqs(app, batch, deadline).await)
             .expect("a batch response always serialises")),
         // Schedules drive verify; connect never runs on one.
@@ -49,13 +51,18 @@ pub async fn handle(app: &ConnectApp, event: LambdaEvent<Value>) -> Result<Value
     }
 }
 
-async fn handle_api(app: &ConnectApp, request: &ApiGatewayV2httpRequest, deadline: Deadline) -> Response {
+async fn handle_api(
+    app: &ConnectApp,
+    request: &ApiGatewayV2httpRequest,
+    deadline: Deadline,
+    request_id: &str,
+) -> Response {
     match api::route(request) {
         Route::Connect => {
             let parsed = api::body_bytes(request).and_then(|body| request::parse_connect_body(&body));
             let connect = match parsed {
                 Ok(connect) => connect,
-                Err(bad) => return api::invalid_request(&bad),
+                Err(bad) => return api::invalid_request(request_id, &bad),
             };
             let id = connect.leaf_user_id.to_string();
             match run_connect(app, &connect, deadline, "api").await {
@@ -67,21 +74,22 @@ async fn handle_api(app: &ConnectApp, request: &ApiGatewayV2httpRequest, deadlin
                     };
                     api::json_response(status, &report_body(&id, &report))
                 }
-                Err(e) => api::error_response(Some(&id), &e),
+                Err(e) => api::error_response(request_id, Some(&id), &e),
             }
         }
         Route::Disconnect(raw_id) => match request::parse_leaf_user_id(&raw_id) {
-            Ok(user) => disconnect(app, &user, deadline).await,
-            Err(bad) => api::invalid_request(&bad),
+            Ok(user) => disconnect(app, &user, deadline, request_id).await,
+            Err(bad) => api::invalid_request(request_id, &bad),
         },
         Route::Status(_) | Route::Unknown(_) => api::route_not_found(
+            request_id,
             "connect",
             "POST /connections and DELETE /connections/{leafUserId}",
         ),
     }
 }
 
-async fn disconnect(app: &ConnectApp, user: &uuid::Uuid, deadline: Deadline) -> Response {
+async fn disconnect(app: &ConnectApp, user: &uuid::Uuid, deadline: Deadline, request_id: &str) -> Response {
     let id = user.to_string();
     let span = tracing::info_span!("disconnect", leafUserId = %id);
     async {
@@ -105,11 +113,14 @@ async fn disconnect(app: &ConnectApp, user: &uuid::Uuid, deadline: Deadline) -> 
                     "disconnect finished"
                 );
                 let message = "this Leaf user has no Stara credentials";
-                api::json_response(404, &api::error_body(Some(&id), "not_connected", message))
+                api::json_response(
+                    404,
+                    &api::error_body(request_id, Some(&id), "not_connected", message),
+                )
             }
             Err(e) => {
                 log_failure("disconnect failed", "api", &e, upstream_ms);
-                api::error_response(Some(&id), &e)
+                api::error_response(request_id, Some(&id), &e)
             }
         }
     }

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 use testbed::Route;
 use testbed::bed::{
-    api_event, api_response, batch_failures, connect_api_event, connect_body, disconnect_api_event, sqs_event,
+    api_event, api_response, batch_failures, connect_api_event, connect_body, disconnect_api_event,
+    logged_for_request, sqs_event,
 };
 
 use super::{connect_bed, log_lines, span_field};
@@ -237,12 +238,20 @@ async fn a_missing_login_secret_is_404_without_calling_stara() {
 
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "grower_login_not_found");
+    // The answer says what to do; the log line of the same request names the secret.
     assert!(
-        body["error"]["message"]
+        !body["error"]["message"]
             .as_str()
             .unwrap()
             .contains(&bed.grower_prefix),
-        "names the secret: {body}"
+        "{body}"
+    );
+    let logged = logged_for_request(&running.function, &body);
+    assert!(
+        logged.iter().any(|l| l["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&bed.grower_prefix))),
+        "the log names the secret: {logged:?}"
     );
     assert_eq!(bed.standin.count(Route::StaraAuth), 0);
     bed.assert_no_leaks(&[&running.function]);
