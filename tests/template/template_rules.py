@@ -46,9 +46,17 @@ SCHEDULER_INPUT = {"source": "stara-connect.scheduler", "action": "verify-all"}
 # mapping needs these on that queue, nothing more (no sqs:ChangeMessageVisibility: the poller
 # lets a failed message reappear when its visibility timeout ends).
 POLL_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+# The grower's state is tags on its own login secret (docs/HEALTH.md): connect reads and writes
+# them, verify reads them for GET /connections/{id}; on the grower prefix only (GROWER_STATE_ACTIONS).
+GROWER_STATE_ACTIONS = {"secretsmanager:DescribeSecret", "secretsmanager:TagResource", "secretsmanager:UntagResource"}
 ALLOWED_ACTIONS = {
-    "connect": {"secretsmanager:GetSecretValue"} | POLL_ACTIONS,
-    "verify": {"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets", "sqs:SendMessage"},
+    "connect": {"secretsmanager:GetSecretValue"} | GROWER_STATE_ACTIONS | POLL_ACTIONS,
+    "verify": {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:ListSecrets",
+        "secretsmanager:DescribeSecret",
+        "sqs:SendMessage",
+    },
 }
 # Only connect reads grower logins; verify reads the Leaf owner's login and lists secret names.
 GROWER_SECRET_READERS = {"connect"}
@@ -678,6 +686,9 @@ def check_iam(template: dict, fns: dict[str, tuple[str, dict]]) -> list[Violatio
                             out.append(Violation("secrets-scope", fname, f"GetSecretValue on {x!r}: only the grower prefix and the Leaf secret ARN"))
                     if not res:
                         out.append(Violation("secrets-scope", fname, "GetSecretValue without Resource"))
+                elif action in GROWER_STATE_ACTIONS:
+                    if not res or not all(_grower_prefix_arn(x) for x in res):
+                        out.append(Violation("secrets-scope", fname, f"{action} only on the grower prefix, got {res!r}"))
                 elif action == "secretsmanager:ListSecrets":
                     if binary != "verify":
                         out.append(Violation("iam", fname, "ListSecrets is for verify only"))

@@ -228,8 +228,8 @@ def test_only_verify_lists_secrets_and_sends_only_to_the_connect_queue(template,
     def actions(binary):
         return {a for st in _statements(fns[binary]) for a in rules.as_list(st["Action"])}
 
-    assert actions("connect") == {"secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
-    assert actions("verify") == {"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets", "sqs:SendMessage"}
+    assert actions("connect") == {"secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} | rules.GROWER_STATE_ACTIONS
+    assert actions("verify") == {"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets", "secretsmanager:DescribeSecret", "sqs:SendMessage"}
     (send,) = [st for st in _statements(fns["verify"]) if "sqs:SendMessage" in rules.as_list(st["Action"])]
     assert send["Resource"] == {"Fn::GetAtt": [rules.connect_queue(template), "Arn"]}
     (poll,) = [st for st in _statements(fns["connect"]) if "sqs:ReceiveMessage" in rules.as_list(st["Action"])]
@@ -765,3 +765,21 @@ def test_grower_prefix_tagging_passes_the_least_privilege_rule_and_fails_on_star
     scoped = _mutate(template, tagging(_policy(template, "ConnectFunction")[0]["Resource"][0]))
     assert "wildcard-resource" not in scoped and "managed-policy" not in scoped
     assert "wildcard-resource" in _mutate(template, tagging("*"))
+
+
+def test_grower_state_rights_cover_the_grower_prefix_only(template):
+    """Tagging rights (lifecycle state) on the grower prefix: on '*' or on the Leaf secret they are caught."""
+    assert "secrets-scope" not in _mutate(template, lambda t: None)
+
+    def tag_anything(t):
+        for st in _policy(t, "ConnectFunction"):
+            if "secretsmanager:TagResource" in rules.as_list(st.get("Action")):
+                st["Resource"] = "*"
+
+    def tag_the_leaf_owner(t):
+        for st in _policy(t, "ConnectFunction"):
+            if "secretsmanager:TagResource" in rules.as_list(st.get("Action")):
+                st["Resource"] = {"Ref": "LeafSecretArn"}
+
+    assert {"wildcard-resource", "secrets-scope"} & _mutate(template, tag_anything)
+    assert "secrets-scope" in _mutate(template, tag_the_leaf_owner)

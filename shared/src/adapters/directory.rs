@@ -9,9 +9,10 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use uuid::Uuid;
 
 use super::error_chain;
+use super::grower_state::state_from;
 use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::domain::model::parse_leaf_user_id;
-use crate::domain::ports::{GrowerDirectory, GrowerPage};
+use crate::domain::ports::{GrowerDirectory, GrowerPage, ListedGrower};
 
 /// The growers are the secrets under the prefix in AWS Secrets Manager.
 pub(crate) struct SecretsManagerDirectory {
@@ -48,25 +49,23 @@ impl GrowerDirectory for SecretsManagerDirectory {
             .send()
             .await
             .map_err(list_error)?;
-        let mut ids = Vec::with_capacity(page.secret_list().len());
-        for name in page.secret_list().iter().filter_map(|s| s.name()) {
+        let mut listed = GrowerPage {
+            next: page.next_token().map(str::to_owned),
+            ..GrowerPage::default()
+        };
+        for secret in page.secret_list() {
+            let Some(name) = secret.name() else { continue };
             match grower_id(&self.prefix, name) {
-                Listed::Grower(id) => ids.push(id),
+                Listed::Grower(id) => {
+                    let state = state_from(secret.tags(), secret.secret_versions_to_stages());
+                    listed.growers.push(ListedGrower { id, state });
+                }
                 // The filter is a prefix match; this keeps us right should it ever match more.
                 Listed::Outside => {}
-                Listed::NotAUuid => {
-                    tracing::warn!(
-                        secretId = name,
-                        code = "grower_secret_misnamed",
-                        "secret under the grower prefix does not end in a Leaf user id: skipped"
-                    );
-                }
+                Listed::NotAUuid => listed.misnamed.push(name.to_owned()),
             }
         }
-        Ok(GrowerPage {
-            ids,
-            next: page.next_token().map(str::to_owned),
-        })
+        Ok(listed)
     }
 }
 
@@ -76,14 +75,19 @@ pub(crate) enum Listed {
     Grower(Uuid),
     /// The name does not start with the prefix.
     Outside,
-    /// The name starts with the prefix, but the rest is not a hyphenated UUID.
+    /// The name starts with the prefix, but the rest is not a lower-case hyphenated UUID.
     NotAUuid,
 }
 
+/// The grower a secret belongs to. Only a lower-case id is one: connect reads the secret
+/// `<prefix><id>` with the id as Leaf writes it, so an upper-case name would never be found.
 pub(crate) fn grower_id(prefix: &str, name: &str) -> Listed {
-    match name.strip_prefix(prefix) {
-        None => Listed::Outside,
-        Some(suffix) => parse_leaf_user_id(suffix).map_or(Listed::NotAUuid, Listed::Grower),
+    let Some(suffix) = name.strip_prefix(prefix) else {
+        return Listed::Outside;
+    };
+    match parse_leaf_user_id(suffix) {
+        Some(id) if id.to_string() == suffix => Listed::Grower(id),
+        _ => Listed::NotAUuid,
     }
 }
 
@@ -140,8 +144,8 @@ mod tests {
         let upper = id.to_string().to_uppercase();
         assert_eq!(
             grower_id(PREFIX, &format!("{PREFIX}{upper}")),
-            Listed::Grower(id),
-            "normalised"
+            Listed::NotAUuid,
+            "connect would look for the lower-case name and never find it"
         );
     }
 

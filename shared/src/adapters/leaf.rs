@@ -91,10 +91,14 @@ impl LeafClient {
                     None => Err(bad_answer(AUTHENTICATE, "the answer has no `id_token`")),
                 }
             }
-            400 | 401 | 403 => Err(ConnectorError::Configuration(format!(
-                "Leaf rejected the API owner's login (HTTP {}): check the secret named by LEAF_SECRET_ID",
-                reply.status
-            ))),
+            400 | 401 | 403 => {
+                // Read the secret again next time: an operator's fix applies at once.
+                self.owner.forget();
+                Err(ConnectorError::Configuration(format!(
+                    "Leaf rejected the API owner's login (HTTP {}): check the secret named by LEAF_SECRET_ID",
+                    reply.status
+                )))
+            }
             status => Err(unexpected(AUTHENTICATE, status)),
         }
     }

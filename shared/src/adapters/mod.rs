@@ -2,11 +2,13 @@
 //! SQS, and CloudWatch metrics. Adapters import from `domain`, never from `lambda`.
 
 pub(crate) mod directory;
+pub(crate) mod grower_state;
 pub(crate) mod http;
 pub(crate) mod leaf;
 pub(crate) mod metrics;
 pub(crate) mod repair_queue;
 pub(crate) mod retry;
+pub(crate) mod secret_cache;
 pub(crate) mod secrets;
 pub(crate) mod stara;
 

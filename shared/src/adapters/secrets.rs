@@ -1,131 +1,18 @@
-//! Logins kept in AWS Secrets Manager, cached in the process for a while.
-//!
-//! A warm function makes no Secrets Manager call for a secret it read within the TTL. Values
-//! are held as `SecretString` from the moment they arrive; errors name the secret, never its value.
+//! The logins this product keeps in AWS Secrets Manager, by what they are for: each grower's
+//! Stara login and the Leaf API owner's. Read through the TTL cache of `secret_cache`; errors
+//! name the secret, never its value.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::error_chain;
+use super::secret_cache::{FetchError, SecretCache, SecretSource, SecretValue};
 use crate::domain::error::ConnectorError;
 use crate::domain::model::StaraLogin;
 use crate::domain::ports::GrowerLogins;
-
-/// Why a secret could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum FetchError {
-    /// The store could not answer now (throttled, unreachable, internal error): try later.
-    Unavailable(String),
-    /// The store refused for good (access denied, KMS key unusable): a deployment problem.
-    Denied(String),
-}
-
-/// Where secrets come from. One narrow capability, so tests can put a map in its place.
-#[async_trait]
-pub(crate) trait SecretSource: Send + Sync {
-    /// The secret's string value, or `None` when no such secret exists.
-    async fn fetch(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError>;
-}
-
-/// The real store: AWS Secrets Manager.
-pub(crate) struct SecretsManagerSource {
-    client: aws_sdk_secretsmanager::Client,
-}
-
-impl SecretsManagerSource {
-    pub(crate) fn new(client: aws_sdk_secretsmanager::Client) -> Self {
-        Self { client }
-    }
-}
-
-#[async_trait]
-impl SecretSource for SecretsManagerSource {
-    async fn fetch(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError> {
-        tracing::debug!(secretId = secret_id, "secrets manager GetSecretValue");
-        match self.client.get_secret_value().secret_id(secret_id).send().await {
-            Ok(output) => match output.secret_string() {
-                Some(value) => Ok(Some(SecretString::from(value))),
-                None => Err(FetchError::Denied(
-                    "the secret holds binary data, not a JSON string".into(),
-                )),
-            },
-            Err(SdkError::ServiceError(e)) => match e.err() {
-                // A secret scheduled for deletion answers InvalidRequest: for us it is gone.
-                GetSecretValueError::ResourceNotFoundException(_)
-                | GetSecretValueError::InvalidRequestException(_) => Ok(None),
-                GetSecretValueError::DecryptionFailure(_) => {
-                    Err(FetchError::Denied("KMS could not decrypt the secret".into()))
-                }
-                other if other.code() == Some("AccessDeniedException") => {
-                    Err(FetchError::Denied("access denied".into()))
-                }
-                other => Err(FetchError::Unavailable(
-                    other.code().unwrap_or("service error").to_owned(),
-                )),
-            },
-            // Timeouts, connection failures and throttling that outlasted the SDK's own retries.
-            Err(other) => Err(FetchError::Unavailable(error_chain(&other))),
-        }
-    }
-}
-
-struct Cached {
-    value: SecretString,
-    fetched: Instant,
-}
-
-/// A secret source with a time-to-live cache in front. Misses are not cached, so a login
-/// stored after a failed connect is found on the next try.
-pub(crate) struct SecretCache {
-    source: Arc<dyn SecretSource>,
-    ttl: Duration,
-    entries: Mutex<HashMap<String, Cached>>,
-}
-
-impl SecretCache {
-    pub(crate) fn new(source: Arc<dyn SecretSource>, ttl: Duration) -> Self {
-        Self {
-            source,
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub(crate) async fn get(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError> {
-        if let Some(hit) = self.fresh(secret_id) {
-            return Ok(Some(hit));
-        }
-        let value = self.source.fetch(secret_id).await?;
-        if let Some(value) = &value {
-            let entry = Cached {
-                value: value.clone(),
-                fetched: Instant::now(),
-            };
-            self.lock().insert(secret_id.to_owned(), entry);
-        }
-        Ok(value)
-    }
-
-    fn fresh(&self, secret_id: &str) -> Option<SecretString> {
-        let entries = self.lock();
-        let entry = entries.get(secret_id)?;
-        (entry.fetched.elapsed() < self.ttl).then(|| entry.value.clone())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
-        // A panic while holding the lock cannot leave the map half-written: recover it.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
 
 /// The Leaf API owner's login, from secret `LEAF_SECRET_ID`.
 #[derive(Clone, Debug)]
@@ -138,6 +25,8 @@ pub(crate) struct LeafOwnerLogin {
 #[async_trait]
 pub(crate) trait LeafOwner: Send + Sync {
     async fn leaf_owner(&self) -> Result<LeafOwnerLogin, ConnectorError>;
+    /// Drops the cached login after Leaf refused it, so a corrected secret applies at once.
+    fn forget(&self);
 }
 
 /// The logins this product keeps, by what they are for.
@@ -163,7 +52,11 @@ impl Secrets {
         }
     }
 
-    async fn read(&self, secret_id: &str) -> Result<Option<SecretString>, ConnectorError> {
+    fn grower_secret_id(&self, leaf_user_id: &Uuid) -> String {
+        format!("{}{}", self.grower_prefix, leaf_user_id)
+    }
+
+    async fn read(&self, secret_id: &str) -> Result<Option<SecretValue>, ConnectorError> {
         self.cache.get(secret_id).await.map_err(|e| match e {
             FetchError::Unavailable(detail) => ConnectorError::SecretsUnavailable {
                 secret_id: secret_id.to_owned(),
@@ -179,7 +72,7 @@ impl Secrets {
 #[async_trait]
 impl GrowerLogins for Secrets {
     async fn grower_login(&self, leaf_user_id: &Uuid) -> Result<StaraLogin, ConnectorError> {
-        let secret_id = format!("{}{}", self.grower_prefix, leaf_user_id);
+        let secret_id = self.grower_secret_id(leaf_user_id);
         let value = self
             .read(&secret_id)
             .await?
@@ -187,11 +80,19 @@ impl GrowerLogins for Secrets {
                 secret_id: secret_id.clone(),
             })?;
         let (login, password) =
-            parse_login(&value, "login").map_err(|reason| ConnectorError::GrowerLoginMalformed {
+            parse_login(&value.value, "login").map_err(|reason| ConnectorError::GrowerLoginMalformed {
                 secret_id: secret_id.clone(),
                 reason,
             })?;
-        Ok(StaraLogin { login, password })
+        Ok(StaraLogin {
+            login,
+            password,
+            version: value.version,
+        })
+    }
+
+    fn forget(&self, leaf_user_id: &Uuid) {
+        self.cache.forget(&self.grower_secret_id(leaf_user_id));
     }
 }
 
@@ -202,10 +103,14 @@ impl LeafOwner for Secrets {
         let value = self.read(id).await?.ok_or_else(|| {
             ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) does not exist"))
         })?;
-        let (username, password) = parse_login(&value, "username").map_err(|reason| {
+        let (username, password) = parse_login(&value.value, "username").map_err(|reason| {
             ConnectorError::Configuration(format!("secret `{id}` (LEAF_SECRET_ID) is malformed: {reason}"))
         })?;
         Ok(LeafOwnerLogin { username, password })
+    }
+
+    fn forget(&self) {
+        self.cache.forget(&self.leaf_secret_id);
     }
 }
 
@@ -230,6 +135,9 @@ fn parse_login(value: &SecretString, name_field: &str) -> Result<(String, Secret
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -242,17 +150,15 @@ mod tests {
 
     #[async_trait]
     impl SecretSource for MapSource {
-        async fn fetch(&self, secret_id: &str) -> Result<Option<SecretString>, FetchError> {
+        async fn fetch(&self, secret_id: &str) -> Result<Option<SecretValue>, FetchError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if let Some(e) = self.fail.lock().unwrap().clone() {
                 return Err(e);
             }
-            Ok(self
-                .values
-                .lock()
-                .unwrap()
-                .get(secret_id)
-                .map(|v| SecretString::from(v.as_str())))
+            Ok(self.values.lock().unwrap().get(secret_id).map(|v| SecretValue {
+                value: SecretString::from(v.as_str()),
+                version: Some(format!("v{}", v.len())),
+            }))
         }
     }
 
@@ -326,7 +232,7 @@ mod tests {
             (r#"{"login":"g"}"#, "`password` is missing"),
         ] {
             source.values.lock().unwrap().insert(id.clone(), body.into());
-            secrets.cache.lock().clear();
+            GrowerLogins::forget(&secrets, &user);
             let err = secrets.grower_login(&user).await.unwrap_err();
             assert_eq!(
                 err,
@@ -358,7 +264,41 @@ mod tests {
         let login = StaraLogin {
             login: "g".into(),
             password: SecretString::from("hunter2"),
+            version: None,
         };
         assert!(!format!("{login:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_login_is_read_again_with_its_version() {
+        let (source, secrets) = setup(Duration::from_secs(300));
+        let user = Uuid::new_v4();
+        let id = format!("stara-connect/growers/{user}");
+        source
+            .values
+            .lock()
+            .unwrap()
+            .insert(id.clone(), r#"{"login":"g","password":"old"}"#.into());
+        let first = secrets.grower_login(&user).await.unwrap();
+        source
+            .values
+            .lock()
+            .unwrap()
+            .insert(id, r#"{"login":"g","password":"fixed-pw"}"#.into());
+        assert_eq!(
+            secrets
+                .grower_login(&user)
+                .await
+                .unwrap()
+                .password
+                .expose_secret(),
+            "old",
+            "cached"
+        );
+        GrowerLogins::forget(&secrets, &user);
+        let fixed = secrets.grower_login(&user).await.unwrap();
+        assert_eq!(fixed.password.expose_secret(), "fixed-pw");
+        assert_ne!(fixed.version, first.version);
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
     }
 }

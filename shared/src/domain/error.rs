@@ -107,6 +107,12 @@ pub(crate) enum ConnectorError {
     SecretsUnavailable { secret_id: String, detail: String },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// Too little time was left to replace the credentials safely: nothing was changed.
+    #[error("too little time left for a POST after the DELETE: the credentials were left as they were")]
+    ReplacementDeferred,
+    /// The old credentials were deleted and the new ones could not be attached.
+    #[error("the old credentials were deleted, the new ones not attached: {0}")]
+    ReplacementPending(Box<ConnectorError>),
 }
 
 impl ConnectorError {
@@ -115,14 +121,18 @@ impl ConnectorError {
             Self::GrowerLoginNotFound { .. } | Self::LeafUserNotFound => Fault::Caller,
             Self::GrowerLoginMalformed { .. } | Self::Configuration(_) => Fault::Configuration,
             Self::StaraLoginRejected { .. } => Fault::Grower,
-            Self::SecretsUnavailable { .. } | Self::Upstream(_) => Fault::Upstream,
+            Self::SecretsUnavailable { .. }
+            | Self::Upstream(_)
+            | Self::ReplacementDeferred
+            | Self::ReplacementPending(_) => Fault::Upstream,
         }
     }
 
     /// Whether the same request, tried again later, can succeed without anyone changing anything.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
-            Self::SecretsUnavailable { .. } => true,
+            // A grower left without credentials must get them back, whatever stopped the POST.
+            Self::SecretsUnavailable { .. } | Self::ReplacementDeferred | Self::ReplacementPending(_) => true,
             Self::Upstream(e) => e.kind != UpstreamKind::Rejected,
             _ => false,
         }
@@ -137,6 +147,8 @@ impl ConnectorError {
             Self::StaraLoginRejected { .. } => "stara_login_rejected",
             Self::Configuration(_) => "configuration_error",
             Self::SecretsUnavailable { .. } => "secrets_unavailable",
+            Self::ReplacementDeferred => "replacement_deferred",
+            Self::ReplacementPending(_) => "replacement_pending",
             Self::Upstream(e) => match e.kind {
                 UpstreamKind::Timeout => "upstream_timeout",
                 UpstreamKind::Unavailable => "upstream_unavailable",
@@ -163,6 +175,13 @@ impl ConnectorError {
                     .into()
             }
             Self::SecretsUnavailable { .. } => "Secrets Manager could not be read: try again later".into(),
+            Self::ReplacementDeferred => {
+                "too little time was left to replace the credentials safely; nothing was changed: try again"
+                    .into()
+            }
+            Self::ReplacementPending(_) => "the old Stara credentials were removed and the new ones are not \
+                 attached yet: the grower has no credentials at Leaf right now, try again"
+                .into(),
             Self::Upstream(e) => {
                 let what = match e.kind {
                     UpstreamKind::Timeout => "did not answer in time: try again later",
@@ -181,7 +200,7 @@ impl ConnectorError {
             Self::GrowerLoginNotFound { .. } | Self::LeafUserNotFound => 404,
             Self::StaraLoginRejected { .. } | Self::GrowerLoginMalformed { .. } => 422,
             Self::Configuration(_) => 500,
-            Self::SecretsUnavailable { .. } => 503,
+            Self::SecretsUnavailable { .. } | Self::ReplacementDeferred | Self::ReplacementPending(_) => 503,
             Self::Upstream(e) => match e.kind {
                 UpstreamKind::Timeout => 504,
                 UpstreamKind::Unavailable => 503,

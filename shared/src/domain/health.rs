@@ -20,6 +20,10 @@ pub(crate) enum Health {
     Missing,
     /// Leaf is still checking the credentials, or says something we do not know: wait.
     Pending,
+    /// An operator disconnected the grower: left alone until an explicit connect.
+    Disconnected,
+    /// Stara rejected the grower's current login: left alone until the login changes.
+    LoginRejected,
 }
 
 impl Health {
@@ -29,6 +33,8 @@ impl Health {
             Health::Unhealthy => "unhealthy",
             Health::Missing => "missing",
             Health::Pending => "pending",
+            Health::Disconnected => "disconnected",
+            Health::LoginRejected => "login_rejected",
         }
     }
 }
@@ -121,10 +127,25 @@ pub(crate) fn assess(
     }
 }
 
-/// The newest event: the greatest `createdDate` (ISO 8601, compared as text), the later one in
-/// the list on a tie or when dates are missing (Leaf lists them oldest first).
-pub(crate) fn newest_event(events: &[CredentialEvent]) -> Option<&CredentialEvent> {
-    events.iter().reduce(|newest, e| {
+/// Whether ISO 8601 time `a` is before `b`, to the second (Leaf writes some times with
+/// milliseconds and some without).
+fn earlier(a: &str, b: &str) -> bool {
+    a.get(..19).unwrap_or(a) < b.get(..19).unwrap_or(b)
+}
+
+/// The newest event about the credentials Leaf holds now: the greatest `createdDate` (ISO
+/// 8601, compared as text), the later one in the list on a tie or when dates are missing (Leaf
+/// lists them oldest first). Events dated before the credentials' `createdTime` were about
+/// credentials since replaced, and do not count.
+pub(crate) fn newest_event<'a>(
+    events: &'a [CredentialEvent],
+    credentials_created: Option<&str>,
+) -> Option<&'a CredentialEvent> {
+    let current = |e: &&CredentialEvent| match (e.created_date.as_deref(), credentials_created) {
+        (Some(event), Some(created)) => !earlier(event, created),
+        _ => true,
+    };
+    events.iter().filter(current).reduce(|newest, e| {
         if e.created_date >= newest.created_date {
             e
         } else {
@@ -228,7 +249,7 @@ mod tests {
             event(401, "2026-01-03T00:00:00Z"),
             event(500, "2026-01-01T00:00:00Z"),
         ];
-        assert_eq!(newest_event(&events).unwrap().status_code, Some(401));
+        assert_eq!(newest_event(&events, None).unwrap().status_code, Some(401));
         let undated = vec![
             CredentialEvent {
                 status_code: Some(1),
@@ -239,7 +260,31 @@ mod tests {
                 created_date: None,
             },
         ];
-        assert_eq!(newest_event(&undated).unwrap().status_code, Some(2));
-        assert_eq!(newest_event(&[]), None);
+        assert_eq!(newest_event(&undated, None).unwrap().status_code, Some(2));
+        assert_eq!(newest_event(&[], None), None);
+    }
+
+    #[test]
+    fn events_older_than_the_credentials_do_not_count() {
+        let events = vec![
+            event(401, "2026-01-01T00:00:00Z"),
+            event(200, "2026-01-01T00:00:05.123Z"),
+        ];
+        let created = Some("2026-01-02T08:00:00.000Z");
+        assert_eq!(
+            newest_event(&events, created),
+            None,
+            "both are about earlier credentials"
+        );
+        let later = vec![
+            event(401, "2026-01-02T08:00:00Z"),
+            event(200, "2025-12-31T00:00:00Z"),
+        ];
+        assert_eq!(
+            newest_event(&later, created).unwrap().status_code,
+            Some(401),
+            "same second counts"
+        );
+        assert_eq!(newest_event(&events, None).unwrap().status_code, Some(200));
     }
 }

@@ -10,6 +10,44 @@ use uuid::Uuid;
 pub(crate) struct StaraLogin {
     pub(crate) login: String,
     pub(crate) password: SecretString,
+    /// The secret version it was read from, when the store says.
+    pub(crate) version: Option<String>,
+}
+
+/// What people did to a grower, as far as the automation must respect it. Kept with the
+/// grower's login (tags on its secret, docs/HEALTH.md), so it needs no store of its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GrowerState {
+    /// An operator disconnected the grower: nothing automatic reconnects them.
+    pub(crate) disconnected: bool,
+    /// The login version Stara rejected.
+    pub(crate) rejected_version: Option<String>,
+    /// The login's current version.
+    pub(crate) current_version: Option<String>,
+}
+
+impl GrowerState {
+    /// Stara rejected the login that is still current: trying it again would only fail again,
+    /// and count against the grower's own Stara account.
+    pub(crate) fn login_rejected(&self) -> bool {
+        self.rejected_version.is_some() && self.rejected_version == self.current_version
+    }
+
+    /// Whether an explicit connect has marks to clear.
+    pub(crate) fn is_marked(&self) -> bool {
+        self.disconnected || self.rejected_version.is_some()
+    }
+}
+
+/// A change to a grower's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Disconnected by an operator.
+    Disconnected,
+    /// Stara rejected the login of this secret version.
+    LoginRejected { version: String },
+    /// Connected on purpose, or with a login that works: no mark holds any more.
+    Cleared,
 }
 
 /// The four values Leaf needs to act for the grower at Stara.
@@ -125,6 +163,23 @@ mod tests {
             reason: None,
         });
         assert_eq!((held.force, held.reason), (true, None));
+    }
+
+    #[test]
+    fn a_login_is_rejected_only_while_its_version_is_current() {
+        let state = |rejected: Option<&str>, current: Option<&str>| GrowerState {
+            disconnected: false,
+            rejected_version: rejected.map(str::to_owned),
+            current_version: current.map(str::to_owned),
+        };
+        assert!(state(Some("v1"), Some("v1")).login_rejected());
+        assert!(
+            !state(Some("v1"), Some("v2")).login_rejected(),
+            "a new version is tried"
+        );
+        assert!(!state(None, Some("v1")).login_rejected());
+        assert!(!state(None, None).login_rejected());
+        assert!(state(Some("v1"), Some("v2")).is_marked() && !state(None, Some("v1")).is_marked());
     }
 
     #[test]

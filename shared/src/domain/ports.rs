@@ -7,13 +7,28 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::error::ConnectorError;
-use super::model::{ConnectRequest, Created, CredentialEvent, LeafCredentials, StaraLogin, StaraTokens};
+use super::model::{
+    ConnectRequest, Created, CredentialEvent, GrowerState, LeafCredentials, Mark, StaraLogin, StaraTokens,
+};
 use super::time::Deadline;
 
 /// Reads the grower's Stara login.
 #[async_trait]
 pub(crate) trait GrowerLogins: Send + Sync {
     async fn grower_login(&self, leaf_user_id: &Uuid) -> Result<StaraLogin, ConnectorError>;
+    /// Drops any copy held, so the next read asks the store (after Stara rejected it, or when
+    /// the store has a newer version).
+    fn forget(&self, leaf_user_id: &Uuid);
+}
+
+/// What people did to each grower (see [`GrowerState`]).
+#[async_trait]
+pub(crate) trait GrowerStates: Send + Sync {
+    /// The grower's state, read fresh; `None` when the grower has no stored login.
+    async fn state(&self, leaf_user_id: &Uuid) -> Result<Option<GrowerState>, ConnectorError>;
+    /// Records a change. Best effort: a failed write is logged and counted by the adapter and
+    /// never fails the workflow it records.
+    async fn mark(&self, leaf_user_id: &Uuid, mark: Mark);
 }
 
 /// Turns a grower's Stara login into the tokens Leaf needs.
@@ -54,10 +69,19 @@ pub(crate) trait LeafApi: Send + Sync {
     ) -> Result<Option<Vec<CredentialEvent>>, ConnectorError>;
 }
 
+/// One grower as the listing found it: its id and its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ListedGrower {
+    pub(crate) id: Uuid,
+    pub(crate) state: GrowerState,
+}
+
 /// One page of the grower list, and where the next one starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct GrowerPage {
-    pub(crate) ids: Vec<Uuid>,
+    pub(crate) growers: Vec<ListedGrower>,
+    /// Names under the grower prefix that do not end in a lower-case Leaf user id.
+    pub(crate) misnamed: Vec<String>,
     /// `None` on the last page.
     pub(crate) next: Option<String>,
 }

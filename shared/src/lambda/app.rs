@@ -10,10 +10,12 @@ use super::config::{Config, ConfigError, VerifyConfig};
 use super::connect_handler::ConnectApp;
 use super::verify_handler::VerifyApp;
 use crate::adapters::directory::SecretsManagerDirectory;
+use crate::adapters::grower_state::SecretsManagerStates;
 use crate::adapters::http::HttpClient;
 use crate::adapters::leaf::LeafClient;
 use crate::adapters::repair_queue::SqsRepairQueue;
-use crate::adapters::secrets::{Secrets, SecretsManagerSource};
+use crate::adapters::secret_cache::SecretsManagerSource;
+use crate::adapters::secrets::Secrets;
 use crate::adapters::stara::StaraClient;
 use crate::domain::connect::Connector;
 use crate::domain::ports::RepairQueue;
@@ -71,10 +73,25 @@ impl Clients {
         }
     }
 
+    /// The growers' states, next to their logins in Secrets Manager.
+    fn states(&self) -> Arc<SecretsManagerStates> {
+        let client = aws_sdk_secretsmanager::Client::new(&self.aws);
+        Arc::new(SecretsManagerStates::new(
+            client,
+            self.config.stara_secret_prefix.clone(),
+        ))
+    }
+
     /// What the connect function needs.
     pub fn connect_app(&self) -> ConnectApp {
         ConnectApp {
-            connector: Connector::new(self.secrets.clone(), self.stara.clone(), self.leaf.clone()),
+            connector: Connector::new(
+                self.secrets.clone(),
+                self.states(),
+                self.stara.clone(),
+                self.leaf.clone(),
+                self.config.http.request_timeout,
+            ),
             budget: self.config.http.budget,
             batch_concurrency: self.config.batch_concurrency,
         }
@@ -99,7 +116,7 @@ impl Clients {
             (Some(_), true) => {}
         }
         VerifyApp {
-            verifier: Verifier::new(self.leaf.clone()),
+            verifier: Verifier::new(self.leaf.clone(), self.states()),
             directory: Arc::new(directory),
             repairs,
             budget: self.config.http.budget,

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::request::{BadRequest, parse_connect_body};
-use crate::domain::error::ConnectorError;
+use crate::domain::error::{ConnectorError, Fault};
 use crate::domain::model::ConnectRequest;
 
 /// One grower's work: the merged request and every message that asked for it.
@@ -62,9 +62,11 @@ pub(crate) fn plan(records: Vec<SqsMessage>) -> Plan {
     plan
 }
 
-/// Whether a failed connect goes back to the queue: only when trying again can help.
+/// Whether a failed connect goes back to the queue: when trying again can help, and when the
+/// deployment is wrong, so that the message ends in the dead-letter queue and its alarm fires
+/// instead of being dropped unseen. A caller's or a grower's mistake is not sent back.
 pub(crate) fn goes_back_to_queue(error: &ConnectorError) -> bool {
-    error.is_retryable()
+    error.is_retryable() || error.fault() == Fault::Configuration
 }
 
 /// Runs `connect` for each piece of work, `concurrency` at a time, and names every message of
@@ -151,19 +153,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn only_retryable_failures_go_back_with_every_message_of_the_grower() {
-        let (ok, flaky, refused) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    async fn retryable_and_configuration_failures_go_back_with_every_message_of_the_grower() {
+        let (ok, flaky, refused, misconfigured) =
+            (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let plan = plan(vec![
             record("ok", body(ok, false, None)),
             record("flaky-1", body(flaky, false, None)),
             record("refused", body(refused, false, None)),
             record("flaky-2", body(flaky, true, None)),
+            record("misconfigured", body(misconfigured, false, None)),
         ]);
         let response = run(plan.work, 2, |request| async move {
             if request.leaf_user_id == flaky {
                 Err(UpstreamError::new(Service::Leaf, "GET", UpstreamKind::Unavailable, "HTTP 503").into())
             } else if request.leaf_user_id == refused {
                 Err(ConnectorError::StaraLoginRejected { status: 401 })
+            } else if request.leaf_user_id == misconfigured {
+                Err(ConnectorError::Configuration(
+                    "Leaf rejected the API owner's login".into(),
+                ))
             } else {
                 Ok(())
             }
@@ -175,7 +183,7 @@ mod tests {
             .map(|f| f.item_identifier)
             .collect();
         failed.sort();
-        assert_eq!(failed, vec!["flaky-1", "flaky-2"]);
+        assert_eq!(failed, vec!["flaky-1", "flaky-2", "misconfigured"]);
     }
 
     #[tokio::test(start_paused = true)]

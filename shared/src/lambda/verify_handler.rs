@@ -77,7 +77,7 @@ async fn handle_api(
     let id = user.to_string();
     let span = tracing::info_span!("verify", leafUserId = %id);
     async {
-        let (result, upstream) = measure_upstream(app.verifier.check(&user, &deadline)).await;
+        let (result, upstream) = measure_upstream(app.verifier.status(&user, &deadline)).await;
         let upstream_ms = upstream.as_millis() as u64;
         let outcome = result.as_ref().map_or("failed", |c| c.assessment.health.as_str());
         MetricSet::new("verify")
@@ -177,6 +177,8 @@ fn log_summary(s: &RunSummary, elapsed: Duration) {
         errors = s.errors,
         repairsQueued = s.repairs_queued,
         repairsFailed = s.repairs_failed,
+        disconnected = s.disconnected,
+        loginRejected = s.login_rejected,
         elapsedMs = elapsed.as_millis() as u64,
         "verify run finished"
     );
@@ -189,6 +191,8 @@ fn log_summary(s: &RunSummary, elapsed: Duration) {
         .count("Errors", s.errors)
         .count("RepairsQueued", s.repairs_queued)
         .count("RepairsFailed", s.repairs_failed)
+        .count("Disconnected", s.disconnected)
+        .count("LoginRejected", s.login_rejected)
         .millis("RunDuration", elapsed)
         .emit();
 }
@@ -199,12 +203,12 @@ mod tests {
 
     use super::*;
     use crate::domain::model::CredentialEvent;
-    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, fixture};
+    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, FakeStates, fixture};
 
     fn app(leaf: Arc<FakeLeaf>, growers: Vec<Uuid>, queue: Option<Arc<FakeRepairQueue>>) -> VerifyApp {
         VerifyApp {
-            verifier: Verifier::new(leaf),
-            directory: Arc::new(FakeDirectory(growers)),
+            verifier: Verifier::new(leaf, Arc::new(FakeStates::default())),
+            directory: Arc::new(FakeDirectory::of(growers)),
             repairs: queue.map(|q| q as Arc<dyn RepairQueue>),
             budget: Duration::from_secs(5),
             concurrency: 4,
@@ -312,7 +316,7 @@ mod tests {
             assert_eq!(
                 summary,
                 json!({"checked": 3, "healthy": 1, "unhealthy": 1, "missing": 1, "pending": 0, "errors": 0,
-                    "repairsQueued": 2, "repairsFailed": 0}),
+                    "repairsQueued": 2, "repairsFailed": 0, "disconnected": 0, "loginRejected": 0}),
                 "{name}"
             );
             assert!(queue.sent.lock().unwrap().iter().all(|(run, _)| run == "req-1"));

@@ -12,17 +12,20 @@ use uuid::Uuid;
 
 use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::domain::model::{
-    ConnectRequest, Created, CredentialEvent, LeafCredentials, StaraLogin, StaraTokens,
+    ConnectRequest, Created, CredentialEvent, GrowerState, LeafCredentials, Mark, StaraLogin, StaraTokens,
 };
 use crate::domain::ports::{
-    GrowerDirectory, GrowerLogins, GrowerPage, LeafApi, REPAIRS_PER_CALL, RepairQueue, StaraApi,
+    GrowerDirectory, GrowerLogins, GrowerPage, GrowerStates, LeafApi, ListedGrower, REPAIRS_PER_CALL,
+    RepairQueue, StaraApi,
 };
 use crate::domain::time::Deadline;
 
-/// Stored Stara logins: a password per grower.
+/// Stored Stara logins: a password per grower, its version the password's length (`v<len>`).
 #[derive(Default)]
 pub(crate) struct FakeLogins {
     pub(crate) logins: Mutex<HashMap<Uuid, String>>,
+    /// Every grower whose login was forgotten, in call order.
+    pub(crate) forgotten: Mutex<Vec<Uuid>>,
 }
 
 #[async_trait]
@@ -32,11 +35,41 @@ impl GrowerLogins for FakeLogins {
         password
             .map(|p| StaraLogin {
                 login: format!("grower-{user}"),
+                version: Some(format!("v{}", p.len())),
                 password: SecretString::from(p),
             })
             .ok_or_else(|| ConnectorError::GrowerLoginNotFound {
                 secret_id: format!("prefix/{user}"),
             })
+    }
+
+    fn forget(&self, user: &Uuid) {
+        self.forgotten.lock().unwrap().push(*user);
+    }
+}
+
+/// Growers' states as a map; every mark recorded, in call order.
+#[derive(Default)]
+pub(crate) struct FakeStates {
+    pub(crate) states: Mutex<HashMap<Uuid, GrowerState>>,
+    pub(crate) marks: Mutex<Vec<(Uuid, Mark)>>,
+}
+
+#[async_trait]
+impl GrowerStates for FakeStates {
+    async fn state(&self, user: &Uuid) -> Result<Option<GrowerState>, ConnectorError> {
+        Ok(self.states.lock().unwrap().get(user).cloned())
+    }
+
+    async fn mark(&self, user: &Uuid, mark: Mark) {
+        self.marks.lock().unwrap().push((*user, mark.clone()));
+        let mut states = self.states.lock().unwrap();
+        let state = states.entry(*user).or_default();
+        match mark {
+            Mark::Disconnected => state.disconnected = true,
+            Mark::LoginRejected { version } => state.rejected_version = Some(version),
+            Mark::Cleared => (state.disconnected, state.rejected_version) = (false, None),
+        }
     }
 }
 
@@ -79,6 +112,8 @@ pub(crate) struct FakeLeaf {
     pub(crate) fail_events: Mutex<HashSet<Uuid>>,
     /// Make the next POST answer 409 after another writer attached credentials with this status.
     pub(crate) race_on_post: Mutex<Option<&'static str>>,
+    /// Make every POST fail with this error.
+    pub(crate) fail_post: Mutex<Option<ConnectorError>>,
     pub(crate) posts: Mutex<usize>,
     pub(crate) deletes: Mutex<usize>,
     /// Every user `get_credentials` was asked about, in call order.
@@ -163,6 +198,9 @@ impl LeafApi for FakeLeaf {
         _: &Deadline,
     ) -> Result<Created, ConnectorError> {
         *self.posts.lock().unwrap() += 1;
+        if let Some(e) = self.fail_post.lock().unwrap().clone() {
+            return Err(e);
+        }
         if let Some(status) = self.race_on_post.lock().unwrap().take() {
             let theirs = LeafCredentials {
                 id: format!("theirs-{user}"),
@@ -202,17 +240,44 @@ impl LeafApi for FakeLeaf {
     }
 }
 
-/// A grower list served in pages of three, each page with its own token.
-pub(crate) struct FakeDirectory(pub(crate) Vec<Uuid>);
+/// A grower list served in pages of three, each page with its own token; states by grower.
+#[derive(Default)]
+pub(crate) struct FakeDirectory {
+    pub(crate) growers: Vec<Uuid>,
+    pub(crate) states: HashMap<Uuid, GrowerState>,
+    pub(crate) misnamed: Vec<String>,
+}
+
+impl FakeDirectory {
+    /// These growers, all without marks.
+    pub(crate) fn of(growers: Vec<Uuid>) -> Self {
+        Self {
+            growers,
+            ..Self::default()
+        }
+    }
+}
 
 #[async_trait]
 impl GrowerDirectory for FakeDirectory {
     async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError> {
         let start: usize = token.map_or(0, |t| t.parse().expect("a token this fake gave"));
-        let end = (start + 3).min(self.0.len());
+        let end = (start + 3).min(self.growers.len());
+        let state = |id: &Uuid| self.states.get(id).cloned().unwrap_or_default();
         Ok(GrowerPage {
-            ids: self.0[start..end].to_vec(),
-            next: (end < self.0.len()).then(|| end.to_string()),
+            growers: self.growers[start..end]
+                .iter()
+                .map(|id| ListedGrower {
+                    id: *id,
+                    state: state(id),
+                })
+                .collect(),
+            misnamed: if start == 0 {
+                self.misnamed.clone()
+            } else {
+                Vec::new()
+            },
+            next: (end < self.growers.len()).then(|| end.to_string()),
         })
     }
 }

@@ -22,9 +22,11 @@ enum Expect {
 }
 
 impl Expect {
-    /// Whether an SQS message ending like this goes back to the queue.
+    /// Whether an SQS message ending like this goes back to the queue: what a later try can
+    /// fix, and a deployment fault (so it reaches the DLQ and its alarm instead of vanishing).
     fn retried_by_sqs(self) -> bool {
         matches!(self, Expect::Err(502..=504, code) if code != "upstream_rejected")
+            || self == Expect::Err(500, "configuration_error")
     }
 }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::error::ConnectorError;
-use super::health::{self, Assessment};
+use super::health::{self, Assessment, Health};
 use super::model::{CredentialEvent, LeafCredentials};
-use super::ports::LeafApi;
-use super::time::Deadline;
+use super::ports::{GrowerStates, LeafApi};
+use super::time::{Deadline, within_deadline};
 
 mod run;
 mod stages;
@@ -28,11 +28,41 @@ pub(crate) struct ConnectionCheck {
 
 pub(crate) struct Verifier {
     leaf: Arc<dyn LeafApi>,
+    states: Arc<dyn GrowerStates>,
 }
 
 impl Verifier {
-    pub(crate) fn new(leaf: Arc<dyn LeafApi>) -> Self {
-        Self { leaf }
+    pub(crate) fn new(leaf: Arc<dyn LeafApi>, states: Arc<dyn GrowerStates>) -> Self {
+        Self { leaf, states }
+    }
+
+    /// How one grower stands, as the API reports it: what people did first (a disconnect, a
+    /// rejected login), else what Leaf holds.
+    pub(crate) async fn status(
+        &self,
+        user: &Uuid,
+        deadline: &Deadline,
+    ) -> Result<ConnectionCheck, ConnectorError> {
+        let (state, check) = tokio::join!(
+            within_deadline(deadline, self.states.state(user)),
+            self.check(user, deadline)
+        );
+        let (state, mut check) = (state?.unwrap_or_default(), check?);
+        let held = if state.disconnected {
+            Some(Health::Disconnected)
+        } else if state.login_rejected() {
+            Some(Health::LoginRejected)
+        } else {
+            None
+        };
+        if let Some(health) = held {
+            check.assessment = Assessment {
+                health,
+                reason: None,
+                force: false,
+            };
+        }
+        Ok(check)
     }
 
     /// How one grower's connection stands: the credentials and their events, asked for at the
@@ -59,7 +89,9 @@ impl Verifier {
         };
         // The events only refine an `OK`; any other status decides alone, even if they failed.
         let last_event = match events {
-            Ok(events) => health::newest_event(&events.unwrap_or_default()).cloned(),
+            Ok(events) => {
+                health::newest_event(&events.unwrap_or_default(), held.created_time.as_deref()).cloned()
+            }
             Err(_) if health::status_is_decisive(&held.status) => None,
             Err(e) => return Err(e),
         };
@@ -76,8 +108,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::health::Health;
-    use crate::testing::FakeLeaf;
+    use crate::testing::{FakeLeaf, FakeStates};
 
     fn event(code: i64) -> CredentialEvent {
         CredentialEvent {
@@ -93,7 +124,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_grower_is_judged_by_status_and_newest_event() {
         let leaf = leaf();
-        let verifier = Verifier::new(leaf.clone());
+        let verifier = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()));
         let d = Deadline::after(Duration::from_secs(5));
         let ok = leaf.grower(Some("OK"));
         leaf.events
@@ -134,7 +165,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_check_is_one_round_trip() {
         let leaf = leaf();
-        let verifier = Verifier::new(leaf.clone());
+        let verifier = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()));
         let d = Deadline::after(Duration::from_secs(5));
         let started = tokio::time::Instant::now();
         verifier.check(&leaf.grower(Some("OK")), &d).await.unwrap();
@@ -148,7 +179,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failed_events_matter_only_for_an_ok_status() {
         let leaf = leaf();
-        let verifier = Verifier::new(leaf.clone());
+        let verifier = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()));
         let d = Deadline::after(Duration::from_secs(5));
         let invalid = leaf.grower(Some("INVALID"));
         let ok = leaf.grower(Some("OK"));

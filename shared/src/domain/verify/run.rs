@@ -20,7 +20,8 @@ use crate::domain::model::ConnectRequest;
 use crate::domain::ports::{GrowerDirectory, LatencyRecorder, REPAIRS_PER_CALL, RepairQueue};
 use crate::domain::time::{Deadline, measure_upstream};
 
-/// How one scheduled run went. `checked = healthy + unhealthy + missing + pending + errors`.
+/// How one scheduled run went. `checked = healthy + unhealthy + missing + pending + errors`;
+/// `disconnected` and `loginRejected` growers are left alone, not checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RunSummary {
@@ -34,6 +35,10 @@ pub(crate) struct RunSummary {
     pub(crate) repairs_queued: u64,
     /// Repairs the queue did not take; each is logged.
     pub(crate) repairs_failed: u64,
+    /// Growers an operator disconnected.
+    pub(crate) disconnected: u64,
+    /// Growers whose current login Stara rejected.
+    pub(crate) login_rejected: u64,
 }
 
 impl RunSummary {
@@ -43,6 +48,8 @@ impl RunSummary {
             Health::Unhealthy => self.unhealthy += 1,
             Health::Missing => self.missing += 1,
             Health::Pending => self.pending += 1,
+            Health::Disconnected => self.disconnected += 1,
+            Health::LoginRejected => self.login_rejected += 1,
         }
     }
 }
@@ -83,7 +90,11 @@ impl Verifier {
         let sending = send_repairs(repairs, queued, &settings.run_id);
         let (listed, mut summary, (repairs_queued, repairs_failed)) =
             tokio::join!(listing, checking, sending);
-        listed?;
+        let listing = listed?;
+        summary.disconnected = listing.disconnected;
+        summary.login_rejected = listing.login_rejected;
+        summary.checked += listing.misnamed;
+        summary.errors += listing.misnamed;
         summary.repairs_queued = repairs_queued;
         summary.repairs_failed = repairs_failed;
         Ok(summary)
@@ -170,9 +181,9 @@ fn log_check(user: &Uuid, check: &ConnectionCheck) {
             tracing::debug!(leafUserId = %user, health = a.health.as_str(), leafStatus = status,
                 "connection healthy")
         }
-        Health::Pending => {
+        Health::Pending | Health::Disconnected | Health::LoginRejected => {
             tracing::info!(leafUserId = %user, health = a.health.as_str(), leafStatus = status,
-                "connection pending: left alone")
+                "connection left alone")
         }
         Health::Unhealthy | Health::Missing => {
             tracing::warn!(leafUserId = %user, health = a.health.as_str(), leafStatus = status,
@@ -190,7 +201,7 @@ mod tests {
 
     use super::*;
     use crate::domain::model::CredentialEvent;
-    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue};
+    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, FakeStates};
 
     fn settings(concurrency: usize) -> RunSettings {
         RunSettings {
@@ -239,8 +250,13 @@ mod tests {
             failing,
         ]);
         let queue = FakeRepairQueue::default();
-        let summary = Verifier::new(leaf.clone())
-            .run(&FakeDirectory(all), Some(&queue), &settings(4), &mut Vec::new())
+        let summary = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()))
+            .run(
+                &FakeDirectory::of(all),
+                Some(&queue),
+                &settings(4),
+                &mut Vec::new(),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -253,7 +269,8 @@ mod tests {
                 pending: 2,
                 errors: 2,
                 repairs_queued: 4,
-                repairs_failed: 0
+                repairs_failed: 0,
+                ..RunSummary::default()
             }
         );
 
@@ -307,9 +324,9 @@ mod tests {
             .map(|i| leaf.grower(if i % 4 == 0 { None } else { Some("OK") }))
             .collect();
         let queue = FakeRepairQueue::default();
-        let summary = Verifier::new(leaf.clone())
+        let summary = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()))
             .run(
-                &FakeDirectory(growers),
+                &FakeDirectory::of(growers),
                 Some(&queue),
                 &settings(16),
                 &mut Vec::new(),
@@ -333,8 +350,8 @@ mod tests {
     async fn without_a_queue_nothing_is_queued() {
         let leaf = leaf();
         let growers = vec![leaf.grower(None), leaf.grower(Some("INVALID"))];
-        let summary = Verifier::new(leaf)
-            .run(&FakeDirectory(growers), None, &settings(2), &mut Vec::new())
+        let summary = Verifier::new(leaf, Arc::new(FakeStates::default()))
+            .run(&FakeDirectory::of(growers), None, &settings(2), &mut Vec::new())
             .await
             .unwrap();
         assert_eq!(
@@ -356,8 +373,8 @@ mod tests {
             deadline: Deadline::after(Duration::ZERO),
             ..settings(2)
         };
-        let summary = Verifier::new(leaf)
-            .run(&FakeDirectory(growers), None, &settings, &mut Vec::new())
+        let summary = Verifier::new(leaf, Arc::new(FakeStates::default()))
+            .run(&FakeDirectory::of(growers), None, &settings, &mut Vec::new())
             .await
             .unwrap();
         assert_eq!((summary.checked, summary.errors), (10, 10));

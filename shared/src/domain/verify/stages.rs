@@ -10,12 +10,25 @@ use crate::domain::ports::{GrowerDirectory, REPAIRS_PER_CALL, RepairQueue};
 /// How many listed growers may wait for a check: a few pages, so memory stays flat.
 pub(super) const LISTED_AHEAD: usize = 500;
 
-/// Lists every grower page by page into `found`, each id once. A failed page fails the run
-/// (the checks already started still finish and are counted).
+/// What the listing settled without a check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Listing {
+    /// Growers an operator disconnected: left alone.
+    pub(super) disconnected: u64,
+    /// Growers whose current login Stara rejected: left alone until the secret changes.
+    pub(super) login_rejected: u64,
+    /// Secrets under the prefix whose name is no lower-case Leaf user id: each one an error.
+    pub(super) misnamed: u64,
+}
+
+/// Lists every grower page by page into `found`, each id once, except those whose state says
+/// to leave them alone. A failed page fails the run (the checks already started still finish
+/// and are counted).
 pub(super) async fn list_growers(
     directory: &dyn GrowerDirectory,
     found: mpsc::Sender<Uuid>,
-) -> Result<(), ConnectorError> {
+) -> Result<Listing, ConnectorError> {
+    let mut listing = Listing::default();
     let started = std::time::Instant::now();
     // Ids differing only in letter case name the same grower.
     let mut seen = std::collections::HashSet::new();
@@ -26,9 +39,26 @@ pub(super) async fn list_growers(
                 "listing the growers failed");
         })?;
         pages += 1;
-        for id in page.ids {
-            if seen.insert(id) && found.send(id).await.is_err() {
-                return Ok(());
+        for name in page.misnamed {
+            listing.misnamed += 1;
+            tracing::warn!(
+                secretId = name,
+                code = "grower_secret_misnamed",
+                "secret under the grower prefix does not end in a lower-case Leaf user id: not checked"
+            );
+        }
+        for grower in page.growers {
+            if !seen.insert(grower.id) {
+                continue;
+            }
+            if grower.state.disconnected {
+                listing.disconnected += 1;
+                tracing::debug!(leafUserId = %grower.id, health = "disconnected", "left alone");
+            } else if grower.state.login_rejected() {
+                listing.login_rejected += 1;
+                tracing::debug!(leafUserId = %grower.id, health = "login_rejected", "left alone");
+            } else if found.send(grower.id).await.is_err() {
+                return Ok(listing);
             }
         }
         token = page.next;
@@ -42,7 +72,7 @@ pub(super) async fn list_growers(
         listMs = started.elapsed().as_millis() as u64,
         "growers listed"
     );
-    Ok(())
+    Ok(listing)
 }
 
 /// Sends the repairs the checks produce, up to ten per call, while the checks go on. Without
@@ -101,7 +131,7 @@ mod tests {
     use crate::domain::ports::GrowerPage;
     use crate::domain::time::Deadline;
     use crate::domain::verify::{RunSettings, Verifier};
-    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue};
+    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, FakeStates};
 
     fn settings(concurrency: usize) -> RunSettings {
         RunSettings {
@@ -122,9 +152,9 @@ mod tests {
         let growers: Vec<Uuid> = (0..30).map(|_| leaf.grower(None)).collect();
         let queue = FakeRepairQueue::default();
         *queue.fail.lock().unwrap() = Some(ConnectorError::Configuration("SQS: AccessDenied".into()));
-        let summary = Verifier::new(leaf)
+        let summary = Verifier::new(leaf, Arc::new(FakeStates::default()))
             .run(
-                &FakeDirectory(growers),
+                &FakeDirectory::of(growers),
                 Some(&queue),
                 &settings(30),
                 &mut Vec::new(),
@@ -158,10 +188,66 @@ mod tests {
                 .into())
             }
         }
-        let err = Verifier::new(leaf())
+        let err = Verifier::new(leaf(), Arc::new(FakeStates::default()))
             .run(&Down, None, &settings(1), &mut Vec::new())
             .await
             .unwrap_err();
         assert!(err.is_retryable());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_people_did_is_left_alone_and_misnamed_secrets_are_errors() {
+        use crate::domain::model::GrowerState;
+        let leaf = leaf();
+        let disconnected = leaf.grower(Some("INVALID"));
+        let rejected = leaf.grower(None);
+        let rejected_then_changed = leaf.grower(None);
+        let state = |disconnected: bool, rejected: Option<&str>, current: &str| GrowerState {
+            disconnected,
+            rejected_version: rejected.map(str::to_owned),
+            current_version: Some(current.to_owned()),
+        };
+        let directory = FakeDirectory {
+            growers: vec![disconnected, rejected, rejected_then_changed],
+            states: [
+                (disconnected, state(true, None, "v1")),
+                (rejected, state(false, Some("v1"), "v1")),
+                (rejected_then_changed, state(false, Some("v1"), "v2")),
+            ]
+            .into(),
+            misnamed: vec!["stara-connect/growers/8C2F7E1A-4B3D-4E5F-9A6B-7C8D9E0F1A2B".into()],
+        };
+        let queue = FakeRepairQueue::default();
+        let summary = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()))
+            .run(&directory, Some(&queue), &settings(4), &mut Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                summary.disconnected,
+                summary.login_rejected,
+                summary.checked,
+                summary.missing,
+                summary.errors
+            ),
+            (1, 1, 2, 1, 1)
+        );
+        let sent: Vec<_> = queue
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.leaf_user_id)
+            .collect();
+        assert_eq!(
+            sent,
+            vec![rejected_then_changed],
+            "only the grower whose login changed is repaired"
+        );
+        assert_eq!(
+            *leaf.gets.lock().unwrap(),
+            vec![rejected_then_changed],
+            "the others are not even checked"
+        );
     }
 }

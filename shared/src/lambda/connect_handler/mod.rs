@@ -18,7 +18,7 @@ use super::invocation::invocation_deadline;
 use super::request;
 use super::trigger::{self, Trigger};
 use crate::adapters::metrics;
-use crate::domain::connect::{ConnectReport, Connector, Disconnected, Outcome};
+use crate::domain::connect::{ConnectReport, Connector, Disconnected};
 use crate::domain::error::ConnectorError;
 use crate::domain::model::ConnectRequest;
 use crate::domain::time::{Deadline, measure_upstream};
@@ -67,11 +67,7 @@ async fn handle_api(
             let id = connect.leaf_user_id.to_string();
             match run_connect(app, &connect, deadline, "api").await {
                 Ok(report) => {
-                    let status = if report.outcome == Outcome::AlreadyConnected {
-                        200
-                    } else {
-                        201
-                    };
+                    let status = if report.outcome.attached() { 201 } else { 200 };
                     api::json_response(status, &report_body(&id, &report))
                 }
                 Err(e) => api::error_response(request_id, Some(&id), &e),
@@ -132,9 +128,9 @@ fn report_body(leaf_user_id: &str, report: &ConnectReport) -> Value {
     let mut body = json!({
         "leafUserId": leaf_user_id,
         "outcome": report.outcome.as_str(),
-        "credentialsId": report.credentials.id,
-        "leafStatus": report.credentials.status,
-        "createdTime": report.credentials.created_time,
+        "credentialsId": report.credentials.as_ref().map(|c| &c.id),
+        "leafStatus": report.credentials.as_ref().map(|c| &c.status),
+        "createdTime": report.credentials.as_ref().and_then(|c| c.created_time.as_ref()),
     });
     if let Some(replaced) = &report.replaced_status {
         body["replacedStatus"] = json!(replaced);
@@ -157,7 +153,7 @@ async fn run_connect(
             Ok(report) => tracing::info!(
                 trigger,
                 outcome = report.outcome.as_str(),
-                leafStatus = %report.credentials.status,
+                leafStatus = report.credentials.as_ref().map(|c| c.status.as_str()),
                 upstreamMs = upstream_ms,
                 "connect finished"
             ),

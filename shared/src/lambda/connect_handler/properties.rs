@@ -19,7 +19,7 @@ use crate::lambda::trigger::{self, Trigger};
 use crate::testing::arbitrary::{any_body, valid_body, valid_body_for};
 use crate::testing::events::{API_EVENT, SQS_EVENT, any_event};
 use crate::testing::oracle::{cases, oracle};
-use crate::testing::{FakeLeaf, FakeLogins, FakeStara};
+use crate::testing::{FakeLeaf, FakeLogins, FakeStara, FakeStates};
 
 /// Four growers: two ready to connect, one without a stored login, one unknown to Leaf.
 struct World {
@@ -52,7 +52,14 @@ fn world() -> World {
     for user in &pool[..2] {
         logins.logins.lock().unwrap().insert(*user, "pw".into());
     }
-    let connector = Connector::new(logins, stara.clone(), leaf.clone());
+    let states = Arc::new(FakeStates::default());
+    let connector = Connector::new(
+        logins,
+        states,
+        stara.clone(),
+        leaf.clone(),
+        Duration::from_secs(1),
+    );
     let app = ConnectApp {
         connector,
         budget: Duration::from_secs(5),
