@@ -40,6 +40,7 @@ ROUTES = {
     "POST /connections": "connect",
     "DELETE /connections/{leafUserId}": "connect",
     "GET /connections/{leafUserId}": "verify",
+    "POST /leaf/alerts": "verify",
 }
 SCHEDULER_INPUT = {"source": "stara-connect.scheduler", "action": "verify-all"}
 # What Lambda's SQS poller calls with the function's role: the connect queue's event source
@@ -552,6 +553,11 @@ def check_verify(template: dict, name: str, r: dict, connect: tuple[str, dict] |
     return out
 
 
+# The one route open to the internet, and the condition under which it may be: Leaf's alerts
+# webhook, whose requests the verify function authenticates by their HMAC signature.
+SIGNED_ROUTES = {"POST /leaf/alerts": "AlertsEnabled"}
+
+
 def check_routes(template: dict, fns: dict[str, tuple[str, dict]]) -> list[Violation]:
     out = []
     fn_binary = {logical: binary for binary, (logical, _) in fns.items()}
@@ -573,6 +579,9 @@ def check_routes(template: dict, fns: dict[str, tuple[str, dict]]) -> list[Viola
             mode = ", ".join(f"{c}={v}" for c, v in case.items()) or "always"
             rc = resolve(rp, case)
             auth_type = rc.get("AuthorizationType")
+            if auth_type == "NONE" and key in SIGNED_ROUTES and case.get(SIGNED_ROUTES[key], False):
+                # Leaf's webhook: it can neither sign SigV4 nor send a JWT; verify checks the HMAC.
+                continue
             if auth_type not in AUTHORIZED_TYPES:
                 out.append(Violation("route-auth", name, f"{key}: AuthorizationType {auth_type!r} leaves the route open ({mode})"))
             elif auth_type in ("JWT", "CUSTOM"):
@@ -677,6 +686,12 @@ def check_iam(template: dict, fns: dict[str, tuple[str, dict]]) -> list[Violatio
                 if action == "secretsmanager:GetSecretValue":
                     for x in res:
                         leaf = parameter(template, x) is not None and parameter(template, x)[0] == "LeafSecretArn"
+                        # verify reads the alerts webhook's key; with alerts off, the Leaf secret again.
+                        webhook = binary == "verify" and x == {
+                            "Fn::If": ["AlertsEnabled", {"Ref": "LeafWebhookSecret"}, {"Ref": "AWS::NoValue"}]
+                        }
+                        if webhook:
+                            continue
                         if x == "*" or (isinstance(x, str) and x.endswith(":*")):
                             out.append(Violation("secrets-scope", fname, f"GetSecretValue on {x!r}"))
                         elif _grower_prefix_arn(x):

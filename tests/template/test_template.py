@@ -134,6 +134,9 @@ def test_the_connect_queue_mapping_keeps_the_logical_id_sam_gave_it_and_waits_fo
 def test_every_route_is_authorized_in_both_auth_modes(template):
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in rules.resources(template, "AWS::ApiGatewayV2::Route").values()}
     assert set(routes) == set(rules.ROUTES)
+    # Leaf's webhook is open (signed by Leaf) only while alerts are enabled; otherwise locked like the rest.
+    alerts = routes.pop("POST /leaf/alerts")
+    assert alerts["AuthorizationType"] == {"Fn::If": ["AlertsEnabled", "NONE", {"Fn::If": ["UseJwt", "JWT", "AWS_IAM"]}]}
     for key, rp in routes.items():
         assert rp["AuthorizationType"] == {"Fn::If": ["UseJwt", "JWT", "AWS_IAM"]}, key
         assert rp["AuthorizerId"] == {"Fn::If": ["UseJwt", {"Ref": "JwtAuthorizer"}, {"Ref": "AWS::NoValue"}]}, key
@@ -162,6 +165,11 @@ def test_jwt_routes_need_the_write_or_read_scope(template):
         "GET /connections/{leafUserId}": "JwtReadScope",
     }
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in rules.resources(template, "AWS::ApiGatewayV2::Route").values()}
+    # Leaf's webhook: no JWT when alerts are on (Leaf signs instead); the write scope when they are off.
+    alerts = routes.pop("POST /leaf/alerts")
+    assert alerts["AuthorizationScopes"] == {
+        "Fn::If": ["AlertsEnabled", {"Ref": "AWS::NoValue"}, {"Fn::If": ["UseJwt", [{"Ref": "JwtWriteScope"}], {"Ref": "AWS::NoValue"}]}]
+    }
     assert set(routes) == set(expected)
     for key, rp in routes.items():
         assert rp["AuthorizationScopes"] == {"Fn::If": ["UseJwt", [{"Ref": expected[key]}], {"Ref": "AWS::NoValue"}]}, key
@@ -213,7 +221,8 @@ def _statements(fprops):
 def test_secrets_are_read_only_under_the_grower_prefix_and_the_leaf_secret(fns):
     grower_prefix = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${StaraSecretPrefix}*"}
     leaf = {"Ref": "LeafSecretArn"}
-    expected = {"connect": [grower_prefix, leaf], "verify": [leaf]}
+    webhook = {"Fn::If": ["AlertsEnabled", {"Ref": "LeafWebhookSecret"}, {"Ref": "AWS::NoValue"}]}
+    expected = {"connect": [grower_prefix, leaf], "verify": [leaf, webhook]}
     for binary, p in fns.items():
         sts = _statements(p)
         assert None not in sts, f"{binary}: only inline statements"

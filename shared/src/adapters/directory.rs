@@ -12,7 +12,7 @@ use super::error_chain;
 use super::grower_state::state_from;
 use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::domain::model::parse_leaf_user_id;
-use crate::domain::ports::{GrowerDirectory, GrowerPage, ListedGrower};
+use crate::domain::ports::{GrowerDirectory, GrowerLookup, GrowerPage, ListedGrower};
 
 /// The growers are the secrets under the prefix in AWS Secrets Manager.
 pub(crate) struct SecretsManagerDirectory {
@@ -66,6 +66,47 @@ impl GrowerDirectory for SecretsManagerDirectory {
             }
         }
         Ok(listed)
+    }
+}
+
+#[async_trait]
+impl GrowerLookup for SecretsManagerDirectory {
+    async fn by_credentials(&self, credentials_id: &str) -> Result<Option<ListedGrower>, ConnectorError> {
+        let name = Filter::builder()
+            .key(FilterNameStringType::Name)
+            .values(&self.prefix)
+            .build();
+        let tag = Filter::builder()
+            .key(FilterNameStringType::TagValue)
+            .values(credentials_id)
+            .build();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_secrets()
+                .filters(name.clone())
+                .filters(tag.clone())
+                .max_results(PAGE_SIZE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(list_error)?;
+            for secret in page.secret_list() {
+                let state = state_from(secret.tags(), secret.secret_versions_to_stages());
+                // The filter matches any tag by value prefix: ours must hold exactly this id.
+                if state.credentials_id.as_deref() != Some(credentials_id) {
+                    continue;
+                }
+                if let Listed::Grower(id) = grower_id(&self.prefix, secret.name().unwrap_or_default()) {
+                    return Ok(Some(ListedGrower { id, state }));
+                }
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(None);
+            }
+        }
     }
 }
 

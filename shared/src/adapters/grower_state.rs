@@ -19,6 +19,8 @@ use crate::domain::ports::GrowerStates;
 pub(crate) const DISCONNECTED_TAG: &str = "stara-connect:disconnected";
 /// The secret version whose login Stara rejected.
 pub(crate) const LOGIN_REJECTED_TAG: &str = "stara-connect:login-rejected-version";
+/// The id of the Leaf credentials connect last attached (a Leaf alert names only that id).
+pub(crate) const CREDENTIALS_TAG: &str = "stara-connect:credentials-id";
 /// The staging label of a secret's current version.
 const CURRENT: &str = "AWSCURRENT";
 
@@ -30,6 +32,7 @@ pub(crate) fn state_from(tags: &[Tag], versions: Option<&HashMap<String, Vec<Str
         disconnected: tag(DISCONNECTED_TAG).is_some_and(|v| v.eq_ignore_ascii_case("true")),
         rejected_version: tag(LOGIN_REJECTED_TAG).map(str::to_owned),
         current_version: current.map(|(id, _)| id.clone()),
+        credentials_id: tag(CREDENTIALS_TAG).map(str::to_owned),
     }
 }
 
@@ -55,6 +58,7 @@ impl SecretsManagerStates {
         match mark {
             Mark::Disconnected => self.tag(secret_id, DISCONNECTED_TAG, "true").await,
             Mark::LoginRejected { version } => self.tag(secret_id, LOGIN_REJECTED_TAG, version).await,
+            Mark::Attached { credentials_id } => self.tag(secret_id, CREDENTIALS_TAG, credentials_id).await,
             Mark::Cleared => self
                 .client
                 .untag_resource()
@@ -155,7 +159,8 @@ mod tests {
             GrowerState {
                 disconnected: true,
                 rejected_version: Some("v1".into()),
-                current_version: Some("v2".into())
+                current_version: Some("v2".into()),
+                credentials_id: None,
             }
         );
         assert!(!state.login_rejected(), "v2 is a new version");

@@ -29,11 +29,19 @@ pub(crate) trait LeafOwner: Send + Sync {
     fn forget(&self);
 }
 
+/// Reads the secret Leaf signs its alerts with.
+#[async_trait]
+pub(crate) trait WebhookSecret: Send + Sync {
+    async fn webhook_secret(&self) -> Result<SecretString, ConnectorError>;
+}
+
 /// The logins this product keeps, by what they are for.
 pub(crate) struct Secrets {
     cache: SecretCache,
     leaf_secret_id: String,
     grower_prefix: String,
+    /// `{"secret": "..."}`, the Leaf alerts webhook's signing secret (LEAF_WEBHOOK_SECRET_ID).
+    webhook_secret_id: Option<String>,
 }
 
 impl Secrets {
@@ -49,7 +57,14 @@ impl Secrets {
             cache: SecretCache::new(source, ttl),
             leaf_secret_id: leaf_secret_id.to_owned(),
             grower_prefix: grower_prefix.to_owned(),
+            webhook_secret_id: None,
         }
+    }
+
+    /// Also reads the alerts webhook's signing secret, from `secret_id`.
+    pub(crate) fn with_webhook_secret(mut self, secret_id: Option<String>) -> Self {
+        self.webhook_secret_id = secret_id;
+        self
     }
 
     fn grower_secret_id(&self, leaf_user_id: &Uuid) -> String {
@@ -111,6 +126,31 @@ impl LeafOwner for Secrets {
 
     fn forget(&self) {
         self.cache.forget(&self.leaf_secret_id);
+    }
+}
+
+#[async_trait]
+impl WebhookSecret for Secrets {
+    async fn webhook_secret(&self) -> Result<SecretString, ConnectorError> {
+        let Some(id) = &self.webhook_secret_id else {
+            return Err(ConnectorError::Configuration(
+                "LEAF_WEBHOOK_SECRET_ID is not set".into(),
+            ));
+        };
+        let value = self.read(id).await?.ok_or_else(|| {
+            ConnectorError::Configuration(format!("secret `{id}` (LEAF_WEBHOOK_SECRET_ID) does not exist"))
+        })?;
+        let json: Option<serde_json::Value> = serde_json::from_str(value.value.expose_secret()).ok();
+        match json
+            .as_ref()
+            .and_then(|j| j.get("secret"))
+            .and_then(serde_json::Value::as_str)
+        {
+            Some(secret) if !secret.is_empty() => Ok(SecretString::from(secret)),
+            _ => Err(ConnectorError::Configuration(format!(
+                "secret `{id}` (LEAF_WEBHOOK_SECRET_ID) must hold {{\"secret\": \"...\"}}"
+            ))),
+        }
     }
 }
 

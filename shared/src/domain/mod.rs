@@ -4,6 +4,7 @@
 //! Nothing here imports from `adapters` or `lambda`; the check in `layering.rs` fails the build's
 //! tests when an import breaks that rule.
 
+pub(crate) mod alerts;
 pub(crate) mod connect;
 pub(crate) mod error;
 pub(crate) mod health;

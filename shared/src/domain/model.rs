@@ -24,6 +24,9 @@ pub(crate) struct GrowerState {
     pub(crate) rejected_version: Option<String>,
     /// The login's current version.
     pub(crate) current_version: Option<String>,
+    /// The id of the Leaf credentials connect last attached, so a Leaf alert about them finds
+    /// the grower.
+    pub(crate) credentials_id: Option<String>,
 }
 
 impl GrowerState {
@@ -48,6 +51,8 @@ pub(crate) enum Mark {
     LoginRejected { version: String },
     /// Connected on purpose, or with a login that works: no mark holds any more.
     Cleared,
+    /// Leaf holds credentials with this id for the grower.
+    Attached { credentials_id: String },
 }
 
 /// The four values Leaf needs to act for the grower at Stara.
@@ -171,6 +176,7 @@ mod tests {
             disconnected: false,
             rejected_version: rejected.map(str::to_owned),
             current_version: current.map(str::to_owned),
+            credentials_id: None,
         };
         assert!(state(Some("v1"), Some("v1")).login_rejected());
         assert!(

@@ -94,6 +94,13 @@ pub(crate) trait GrowerDirectory: Send + Sync {
     async fn page(&self, token: Option<String>) -> Result<GrowerPage, ConnectorError>;
 }
 
+/// Finds a grower by the Leaf credentials it holds (recorded by connect on every attach).
+#[async_trait]
+pub(crate) trait GrowerLookup: Send + Sync {
+    /// The grower whose recorded Leaf credentials id is `credentials_id`, if any.
+    async fn by_credentials(&self, credentials_id: &str) -> Result<Option<ListedGrower>, ConnectorError>;
+}
+
 /// The most repair requests one [`RepairQueue::enqueue`] call should be given (SQS's
 /// SendMessageBatch takes ten).
 pub(crate) const REPAIRS_PER_CALL: usize = 10;

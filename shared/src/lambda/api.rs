@@ -17,6 +17,8 @@ pub(crate) enum Route {
     Connect,
     /// `DELETE /connections/{leafUserId}`
     Disconnect(String),
+    /// `POST /leaf/alerts`: Leaf's signed webhook.
+    LeafAlert,
     /// `GET /connections/{leafUserId}`
     Status(String),
     /// Anything else, with the method and path that were asked for.
@@ -42,6 +44,7 @@ pub(crate) fn route(request: &ApiGatewayV2httpRequest) -> Route {
     };
     match route_key {
         "POST /connections" => return Route::Connect,
+        "POST /leaf/alerts" => return Route::LeafAlert,
         "DELETE /connections/{leafUserId}" => return Route::Disconnect(from_path_parameter()),
         "GET /connections/{leafUserId}" => return Route::Status(from_path_parameter()),
         _ => {}
@@ -49,6 +52,7 @@ pub(crate) fn route(request: &ApiGatewayV2httpRequest) -> Route {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), segments.as_slice()) {
         ("POST", ["connections"]) => Route::Connect,
+        ("POST", ["leaf", "alerts"]) => Route::LeafAlert,
         ("DELETE", ["connections", id]) => Route::Disconnect((*id).to_owned()),
         ("GET", ["connections", id]) => Route::Status((*id).to_owned()),
         _ => Route::Unknown(format!("{method} {}", path.chars().take(100).collect::<String>())),
@@ -57,14 +61,22 @@ pub(crate) fn route(request: &ApiGatewayV2httpRequest) -> Route {
 
 /// The request body as bytes, decoded from base64 when API Gateway encoded it.
 pub(crate) fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, BadRequest> {
+    body_bytes_within(request, MAX_BODY_BYTES)
+}
+
+/// The request body as bytes, refused when larger than `limit` (before or after decoding).
+pub(crate) fn body_bytes_within(
+    request: &ApiGatewayV2httpRequest,
+    limit: usize,
+) -> Result<Vec<u8>, BadRequest> {
     let Some(body) = request.body.as_deref() else {
         return Ok(Vec::new());
     };
     // Base64 is 4/3 of the raw size: refuse early without decoding something huge.
-    if body.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
+    if body.len() > limit * 4 / 3 + 4 {
         return Err(BadRequest(format!(
             "the body is larger than {} KiB",
-            MAX_BODY_BYTES / 1024
+            limit / 1024
         )));
     }
     if request.is_base64_encoded {

@@ -51,12 +51,15 @@ impl Clients {
         let source = Arc::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(
             &aws,
         )));
-        let secrets = Arc::new(Secrets::new(
-            source,
-            config.secret_cache_ttl,
-            &config.leaf_secret_id,
-            &config.stara_secret_prefix,
-        ));
+        let secrets = Arc::new(
+            Secrets::new(
+                source,
+                config.secret_cache_ttl,
+                &config.leaf_secret_id,
+                &config.stara_secret_prefix,
+            )
+            .with_webhook_secret(config.leaf_webhook_secret_id.clone()),
+        );
         let http = HttpClient::new(config.http.clone());
         let stara = Arc::new(StaraClient::new(http.clone(), config.stara_base_url.clone()));
         let leaf = Arc::new(LeafClient::new(
@@ -115,9 +118,13 @@ impl Clients {
             ),
             (Some(_), true) => {}
         }
+        let directory = Arc::new(directory);
         VerifyApp {
             verifier: Verifier::new(self.leaf.clone(), self.states()),
-            directory: Arc::new(directory),
+            directory: directory.clone(),
+            growers: directory,
+            webhook_secret: self.secrets.clone(),
+            grower_prefix: self.config.stara_secret_prefix.clone(),
             repairs,
             budget: self.config.http.budget,
             concurrency: verify.concurrency,

@@ -27,6 +27,8 @@ pub(crate) struct Config {
     pub(crate) leaf_secret_id: String,
     /// Secret `<prefix><leafUserId>` holds the grower's `{"login","password"}`.
     pub(crate) stara_secret_prefix: String,
+    /// Secret holding `{"secret"}`, the key Leaf signs its alerts with (verify only).
+    pub(crate) leaf_webhook_secret_id: Option<String>,
     pub(crate) secret_cache_ttl: Duration,
     pub(crate) http: HttpSettings,
     /// How many distinct growers of one SQS batch are connected at the same time.
@@ -72,6 +74,7 @@ impl Config {
             })?,
             stara_secret_prefix: get("STARA_SECRET_PREFIX")
                 .unwrap_or_else(|| DEFAULT_STARA_SECRET_PREFIX.to_owned()),
+            leaf_webhook_secret_id: get("LEAF_WEBHOOK_SECRET_ID"),
             secret_cache_ttl: Duration::from_secs(u64::from(number(
                 &get,
                 "SECRET_CACHE_TTL_SECS",

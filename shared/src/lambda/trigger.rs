@@ -13,8 +13,79 @@ pub(crate) enum Trigger {
     Sqs(SqsEvent),
     /// A timer: an EventBridge rule or an EventBridge Scheduler schedule.
     Schedule(Schedule),
+    /// A CloudFormation custom resource request (`Custom::LeafWebhook`).
+    CustomResource(Box<CustomResourceRequest>),
+    /// A Secrets Manager API call, from CloudTrail through an EventBridge rule.
+    SecretChange(SecretChange),
     /// Anything else; the text says what was seen, without quoting values.
     Unsupported(String),
+}
+
+/// What CloudFormation sends a custom resource's function (its documented request fields;
+/// anything else is ignored).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CustomResourceRequest {
+    /// `Create`, `Update` or `Delete`.
+    pub(crate) request_type: String,
+    /// The pre-signed S3 URL the answer is PUT to.
+    #[serde(rename = "ResponseURL")]
+    pub(crate) response_url: String,
+    pub(crate) stack_id: String,
+    pub(crate) request_id: String,
+    pub(crate) logical_resource_id: String,
+    /// Absent on Create.
+    #[serde(default)]
+    pub(crate) physical_resource_id: Option<String>,
+    #[serde(default)]
+    pub(crate) resource_properties: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub(crate) old_resource_properties: serde_json::Map<String, Value>,
+}
+
+/// The Secrets Manager calls that create or change a secret's value.
+pub(crate) const SECRET_CHANGES: &[&str] =
+    &["CreateSecret", "PutSecretValue", "UpdateSecret", "RestoreSecret"];
+
+/// A Secrets Manager API call, as CloudTrail recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SecretChange {
+    /// The EventBridge event's `id`: one per call, the same on a redelivery.
+    pub(crate) event_id: Option<String>,
+    /// `detail.eventName`, e.g. `PutSecretValue`.
+    pub(crate) event_name: String,
+    /// The secret's name or ARN, as the call named it (`name` for CreateSecret, else `secretId`).
+    pub(crate) secret: Option<String>,
+}
+
+fn secret_change(event: &Value) -> Option<SecretChange> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
+    if text("/source") != Some("aws.secretsmanager")
+        || text("/detail-type") != Some("AWS API Call via CloudTrail")
+    {
+        return None;
+    }
+    let event_name = text("/detail/eventName").unwrap_or_default().to_owned();
+    let secret = match event_name.as_str() {
+        "CreateSecret" => text("/detail/requestParameters/name"),
+        _ => text("/detail/requestParameters/secretId"),
+    };
+    Some(SecretChange {
+        event_id: text("/id").map(str::to_owned),
+        event_name,
+        secret: secret.map(str::to_owned),
+    })
+}
+
+fn custom_resource(event: &Value) -> Option<Trigger> {
+    let request_type = event.get("RequestType").and_then(Value::as_str)?;
+    if !matches!(request_type, "Create" | "Update" | "Delete") || event.get("ResponseURL").is_none() {
+        return None;
+    }
+    Some(match serde_json::from_value(event.clone()) {
+        Ok(request) => Trigger::CustomResource(Box::new(request)),
+        Err(_) => Trigger::Unsupported("a CloudFormation custom resource request without its fields".into()),
+    })
 }
 
 /// The source and action the verify schedule (EventBridge Scheduler, `ScheduleV2`) sends as its input.
@@ -57,6 +128,8 @@ impl Trigger {
             Trigger::Api(_) => "an API Gateway 2.0 request".to_owned(),
             Trigger::Sqs(_) => "an SQS batch".to_owned(),
             Trigger::Schedule(s) => s.description().to_owned(),
+            Trigger::CustomResource(_) => "a CloudFormation custom resource request".to_owned(),
+            Trigger::SecretChange(_) => "a Secrets Manager API call (CloudTrail)".to_owned(),
             Trigger::Unsupported(what) => what.clone(),
         }
     }
@@ -81,6 +154,12 @@ fn schedule(event: &Value) -> Option<Schedule> {
 pub(crate) fn classify(event: Value) -> Trigger {
     if let Some(schedule) = schedule(&event) {
         return Trigger::Schedule(schedule);
+    }
+    if let Some(change) = secret_change(&event) {
+        return Trigger::SecretChange(change);
+    }
+    if let Some(request) = custom_resource(&event) {
+        return request;
     }
     if event.get("version").and_then(Value::as_str) == Some("2.0")
         && event.pointer("/requestContext/http").is_some()
@@ -142,6 +221,27 @@ mod tests {
         assert!(matches!(classify(fixture("connect-api.json")), Trigger::Api(_)));
         assert!(matches!(classify(fixture("connect-sqs.json")), Trigger::Sqs(_)));
         assert!(matches!(classify(fixture("verify-api.json")), Trigger::Api(_)));
+        for name in ["verify-leaf-alert.json", "verify-leaf-alert-confirmation.json"] {
+            match classify(fixture(name)) {
+                Trigger::Api(request) => assert_eq!(api::route(&request), api::Route::LeafAlert, "{name}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        match classify(fixture("verify-secret-created.json")) {
+            Trigger::SecretChange(change) => {
+                assert_eq!(change.event_name, "CreateSecret");
+                assert!(change.secret.unwrap().starts_with("stara-connect/growers/"));
+                assert!(change.event_id.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(fixture("verify-secret-changed.json")) {
+            Trigger::SecretChange(change) => {
+                assert_eq!(change.event_name, "PutSecretValue");
+                assert!(change.secret.unwrap().starts_with("arn:aws:secretsmanager:"));
+            }
+            other => panic!("{other:?}"),
+        }
         match classify(fixture("verify-schedule-rule.json")) {
             Trigger::Schedule(s) => {
                 assert_eq!(s.kind, ScheduleKind::Rule);
@@ -241,7 +341,7 @@ mod tests {
                     }
                 }
             }
-            Trigger::Schedule(_) => {}
+            Trigger::Schedule(_) | Trigger::CustomResource(_) | Trigger::SecretChange(_) => {}
             Trigger::Unsupported(what) => {
                 prop_assert!(!what.is_empty());
                 assert_quotes_no_value(&what, &event)?;

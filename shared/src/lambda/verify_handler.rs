@@ -12,13 +12,16 @@ use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use super::alerts::{self, AlertsApp};
 use super::api::{self, Response, Route};
 use super::failure::{log_failure, unsupported_event};
 use super::invocation::invocation_deadline;
 use super::request;
 use super::trigger::{self, Schedule, Trigger};
+use super::{custom_resource, secret_events};
 use crate::adapters::metrics::{LatencySamples, MetricSet};
-use crate::domain::ports::{GrowerDirectory, RepairQueue};
+use crate::adapters::secrets::WebhookSecret;
+use crate::domain::ports::{GrowerDirectory, GrowerLookup, RepairQueue};
 use crate::domain::time::{Deadline, measure_upstream};
 use crate::domain::verify::{ConnectionCheck, RunSettings, RunSummary, Verifier};
 
@@ -37,6 +40,12 @@ pub struct VerifyApp {
     pub(crate) budget: Duration,
     /// Growers checked at the same time in a run.
     pub(crate) concurrency: usize,
+    /// Finds the grower a Leaf alert is about.
+    pub(crate) growers: Arc<dyn GrowerLookup>,
+    /// The alerts webhook's signing secret.
+    pub(crate) webhook_secret: Arc<dyn WebhookSecret>,
+    /// `STARA_SECRET_PREFIX`: which changed secrets are growers' logins.
+    pub(crate) grower_prefix: String,
 }
 
 /// The Lambda handler: dispatches on the event's shape.
@@ -50,9 +59,19 @@ pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value,
             ))
         }
         Trigger::Schedule(schedule) => handle_schedule(app, &schedule, &context).await,
+        Trigger::SecretChange(change) => {
+            let repairs = app.repairs.as_deref();
+            secret_events::handle(&change, &app.grower_prefix, repairs)
+                .await
+                .map_err(|e| Diagnostic {
+                    error_type: e.code().into(),
+                    error_message: format!("login change not queued: {}", e.public_message()),
+                })
+        }
+        Trigger::CustomResource(request) => Ok(custom_resource::handle(&request).await),
         other @ (Trigger::Sqs(_) | Trigger::Unsupported(_)) => Err(unsupported_event(
             "verify",
-            "API Gateway HTTP API (2.0) and scheduled events",
+            "API Gateway HTTP API (2.0), scheduled, custom resource and Secrets Manager events",
             &other,
         )),
     }
@@ -66,8 +85,17 @@ async fn handle_api(
 ) -> Response {
     let raw_id = match api::route(request) {
         Route::Status(raw_id) => raw_id,
+        Route::LeafAlert => {
+            let alerts = AlertsApp {
+                secret: app.webhook_secret.as_ref(),
+                growers: app.growers.as_ref(),
+                repairs: app.repairs.as_deref(),
+            };
+            return alerts::handle(&alerts, request, request_id).await;
+        }
         Route::Connect | Route::Disconnect(_) | Route::Unknown(_) => {
-            return api::route_not_found(request_id, "verify", "GET /connections/{leafUserId}");
+            let serves = "GET /connections/{leafUserId} and POST /leaf/alerts";
+            return api::route_not_found(request_id, "verify", serves);
         }
     };
     let user = match request::parse_leaf_user_id(&raw_id) {
@@ -205,10 +233,26 @@ mod tests {
     use crate::domain::model::CredentialEvent;
     use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, FakeStates, fixture};
 
+    struct NoWebhookSecret;
+
+    #[async_trait::async_trait]
+    impl WebhookSecret for NoWebhookSecret {
+        async fn webhook_secret(
+            &self,
+        ) -> Result<secrecy::SecretString, crate::domain::error::ConnectorError> {
+            Err(crate::domain::error::ConnectorError::Configuration(
+                "no webhook secret in this test".into(),
+            ))
+        }
+    }
+
     fn app(leaf: Arc<FakeLeaf>, growers: Vec<Uuid>, queue: Option<Arc<FakeRepairQueue>>) -> VerifyApp {
         VerifyApp {
             verifier: Verifier::new(leaf, Arc::new(FakeStates::default())),
             directory: Arc::new(FakeDirectory::of(growers)),
+            growers: Arc::new(FakeDirectory::default()),
+            webhook_secret: Arc::new(NoWebhookSecret),
+            grower_prefix: "stara-connect/growers/".into(),
             repairs: queue.map(|q| q as Arc<dyn RepairQueue>),
             budget: Duration::from_secs(5),
             concurrency: 4,

@@ -15,8 +15,8 @@ use crate::domain::model::{
     ConnectRequest, Created, CredentialEvent, GrowerState, LeafCredentials, Mark, StaraLogin, StaraTokens,
 };
 use crate::domain::ports::{
-    GrowerDirectory, GrowerLogins, GrowerPage, GrowerStates, LeafApi, ListedGrower, REPAIRS_PER_CALL,
-    RepairQueue, StaraApi,
+    GrowerDirectory, GrowerLogins, GrowerLookup, GrowerPage, GrowerStates, LeafApi, ListedGrower,
+    REPAIRS_PER_CALL, RepairQueue, StaraApi,
 };
 use crate::domain::time::Deadline;
 
@@ -69,6 +69,7 @@ impl GrowerStates for FakeStates {
             Mark::Disconnected => state.disconnected = true,
             Mark::LoginRejected { version } => state.rejected_version = Some(version),
             Mark::Cleared => (state.disconnected, state.rejected_version) = (false, None),
+            Mark::Attached { credentials_id } => state.credentials_id = Some(credentials_id),
         }
     }
 }
@@ -246,6 +247,8 @@ pub(crate) struct FakeDirectory {
     pub(crate) growers: Vec<Uuid>,
     pub(crate) states: HashMap<Uuid, GrowerState>,
     pub(crate) misnamed: Vec<String>,
+    /// Growers by the Leaf credentials id recorded for them.
+    pub(crate) credentials: HashMap<String, ListedGrower>,
 }
 
 impl FakeDirectory {
@@ -279,6 +282,13 @@ impl GrowerDirectory for FakeDirectory {
             },
             next: (end < self.growers.len()).then(|| end.to_string()),
         })
+    }
+}
+
+#[async_trait]
+impl GrowerLookup for FakeDirectory {
+    async fn by_credentials(&self, credentials_id: &str) -> Result<Option<ListedGrower>, ConnectorError> {
+        Ok(self.credentials.get(credentials_id).cloned())
     }
 }
 

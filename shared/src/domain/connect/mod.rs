@@ -140,6 +140,7 @@ impl Connector {
         match &held {
             Some(held) if !request.force => match health::status_health(&held.status) {
                 Health::Healthy => {
+                    self.record_attached(user, &state, held).await;
                     return Ok(ConnectReport::kept(Outcome::AlreadyConnected, Some(held.clone())));
                 }
                 // Verify leaves these alone too: Leaf has not decided yet (docs/HEALTH.md).
@@ -205,11 +206,26 @@ impl Connector {
                 );
             }
         };
+        self.record_attached(user, &state, &credentials).await;
         Ok(ConnectReport {
             outcome,
             credentials: Some(credentials),
             replaced_status,
         })
+    }
+
+    /// Keeps the way from a Leaf alert (which names only the credentials) back to the grower.
+    async fn record_attached(&self, user: &Uuid, state: &GrowerState, credentials: &LeafCredentials) {
+        if state.credentials_id.as_deref() != Some(credentials.id.as_str()) {
+            self.states
+                .mark(
+                    user,
+                    Mark::Attached {
+                        credentials_id: credentials.id.clone(),
+                    },
+                )
+                .await;
+        }
     }
 
     /// The grower's login, as of the secret's current version when that is known: a copy read

@@ -224,7 +224,11 @@ async fn an_explicit_connect_clears_the_disconnect() {
     let w = world();
     w.states.mark(&w.user, Mark::Disconnected).await;
     assert_eq!(connect(&w, false).await.unwrap().outcome, Outcome::Connected);
-    assert_eq!(state(&w), GrowerState::default());
+    let state = state(&w);
+    assert!(
+        !state.disconnected && state.rejected_version.is_none(),
+        "{state:?}"
+    );
     assert!(w.states.marks.lock().unwrap().contains(&(w.user, Mark::Cleared)));
 }
 
@@ -343,4 +347,21 @@ async fn a_disconnect_is_recorded() {
         !w.states.marks.lock().unwrap().iter().any(|(u, _)| *u == stranger),
         "no mark for an unknown user"
     );
+}
+
+#[tokio::test]
+async fn the_attached_credentials_id_is_recorded_once() {
+    let w = world();
+    connect(&w, false).await.unwrap();
+    assert_eq!(state(&w).credentials_id, Some(format!("new-{}", w.user)));
+    connect(&w, false).await.unwrap();
+    let attached = w
+        .states
+        .marks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, m)| matches!(m, Mark::Attached { .. }))
+        .count();
+    assert_eq!(attached, 1, "a repeat finds the id recorded already");
 }

@@ -206,6 +206,7 @@ mod tests {
             disconnected,
             rejected_version: rejected.map(str::to_owned),
             current_version: Some(current.to_owned()),
+            credentials_id: None,
         };
         let directory = FakeDirectory {
             growers: vec![disconnected, rejected, rejected_then_changed],
@@ -216,6 +217,7 @@ mod tests {
             ]
             .into(),
             misnamed: vec!["stara-connect/growers/8C2F7E1A-4B3D-4E5F-9A6B-7C8D9E0F1A2B".into()],
+            ..FakeDirectory::default()
         };
         let queue = FakeRepairQueue::default();
         let summary = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()))

@@ -43,7 +43,10 @@ pub async fn handle(app: &ConnectApp, event: LambdaEvent<Value>) -> Result<Value
         Trigger::Sqs(batch) => Ok(serde_json::to_value(handle_sqs(app, batch, deadline).await)
             .expect("a batch response always serialises")),
         // Schedules drive verify; connect never runs on one.
-        other @ (Trigger::Schedule(_) | Trigger::Unsupported(_)) => Err(unsupported_event(
+        other @ (Trigger::Schedule(_)
+        | Trigger::CustomResource(_)
+        | Trigger::SecretChange(_)
+        | Trigger::Unsupported(_)) => Err(unsupported_event(
             "connect",
             "API Gateway HTTP API (2.0) and SQS events",
             &other,
@@ -77,7 +80,7 @@ async fn handle_api(
             Ok(user) => disconnect(app, &user, deadline, request_id).await,
             Err(bad) => api::invalid_request(request_id, &bad),
         },
-        Route::Status(_) | Route::Unknown(_) => api::route_not_found(
+        Route::Status(_) | Route::LeafAlert | Route::Unknown(_) => api::route_not_found(
             request_id,
             "connect",
             "POST /connections and DELETE /connections/{leafUserId}",
