@@ -20,6 +20,8 @@ pub enum AwsFault {
     Unavailable,
     /// Close the connection without an answer.
     Reset,
+    /// 400 `AccessDeniedException`, as when the function's role lacks the permission.
+    AccessDenied,
 }
 
 #[derive(Default)]
@@ -62,6 +64,11 @@ impl AwsProxy {
                     Some(AwsFault::Unavailable) => {
                         aws_error(503, "ServiceUnavailable", "service unavailable")
                     }
+                    Some(AwsFault::AccessDenied) => aws_error(
+                        400,
+                        "AccessDeniedException",
+                        "User is not authorized to perform this operation",
+                    ),
                     Some(AwsFault::Reset) => {
                         connection.reset();
                         std::future::pending().await

@@ -210,6 +210,17 @@ impl Bed {
         grower
     }
 
+    /// The name of the secret that holds this Leaf user's Stara login.
+    pub fn secret_id(&self, leaf_user_id: &str) -> String {
+        format!("{}{}", self.grower_prefix, leaf_user_id)
+    }
+
+    /// Adds a secret value this bed stored elsewhere (a webhook signing key, say) to the ones
+    /// [`assert_no_leaks`](Self::assert_no_leaks) and the suite-wide leak scan look for.
+    pub fn remember_secret(&self, secret: &str) {
+        self.own_secrets.lock().unwrap().push(secret.to_owned());
+    }
+
     pub async fn store_login(&self, grower: &Grower) {
         self.own_secrets.lock().unwrap().push(grower.password.clone());
         let secret = json!({"login": grower.login, "password": grower.password});
@@ -290,6 +301,15 @@ pub fn disconnect_api_event(leaf_user_id: &str) -> Value {
     event["requestContext"]["http"]["path"] = event["rawPath"].clone();
     event["pathParameters"] = json!({"leafUserId": leaf_user_id});
     event.as_object_mut().expect("an object").remove("body");
+    event
+}
+
+/// `GET /connections/{leafUserId}` (verify) from `events/verify-api.json`.
+pub fn verify_api_event(leaf_user_id: &str) -> Value {
+    let mut event = load_event("verify-api.json");
+    event["rawPath"] = json!(format!("/connections/{leaf_user_id}"));
+    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+    event["pathParameters"] = json!({"leafUserId": leaf_user_id});
     event
 }
 

@@ -34,3 +34,5 @@ pub fn load_event(name: &str) -> serde_json::Value {
 pub mod aws_proxy;
 pub mod bed;
 pub mod leaks;
+pub mod queue;
+pub mod secret_state;

@@ -79,13 +79,26 @@ impl StandIn {
     /// reported by [`issued_secrets`](Self::issued_secrets), so a leak is detectable).
     /// Creates the user if unknown.
     pub fn add_event(&self, user: &str, status_code: u16) {
+        self.add_event_at(user, status_code, SystemTime::now());
+    }
+
+    /// Like [`add_event`](Self::add_event), with `createdDate` set to `at`: an event from
+    /// before the current credentials were created, say. Appended last, whatever its date.
+    pub fn add_event_at(&self, user: &str, status_code: u16, at: SystemTime) {
         let mut state = self.lock();
         let token = random_token("event-token");
         state.secrets.push(token.clone());
         state
             .user_mut(user)
             .events
-            .push(provider_event(status_code, &token));
+            .push(provider_event_at(status_code, &token, at));
+    }
+
+    /// The `createdTime` of the credentials Leaf holds for `user`, as Leaf writes it.
+    pub fn created_time(&self, user: &str) -> Option<String> {
+        let state = self.lock();
+        let credential = state.users.get(user)?.credential.as_ref()?;
+        Some(credential.created_time.clone())
     }
 
     /// POSTs refused with 409 because the user already had credentials: each one is a POST
@@ -195,6 +208,10 @@ impl State {
 
 /// A raw provider HTTP log as Leaf stores it; `token` is deliberately in the body and headers.
 fn provider_event(status_code: u16, token: &str) -> Value {
+    provider_event_at(status_code, token, SystemTime::now())
+}
+
+fn provider_event_at(status_code: u16, token: &str, at: SystemTime) -> Value {
     json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "url": "https://stara.example/token",
@@ -202,6 +219,6 @@ fn provider_event(status_code: u16, token: &str) -> Value {
         "statusCode": status_code,
         "body": json!({ "accessToken": token, "refreshToken": token }).to_string(),
         "headers": { "Content-Type": "application/json", "Authorization": format!("Bearer {token}") },
-        "createdDate": iso_micros(SystemTime::now()),
+        "createdDate": iso_micros(at),
     })
 }

@@ -7,6 +7,7 @@
 
 mod connect;
 mod faults;
+mod lifecycle;
 mod load;
 mod redelivery;
 mod verify;

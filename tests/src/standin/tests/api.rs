@@ -269,6 +269,25 @@ async fn seeded_credentials_and_events() {
     assert_eq!(credential["status"], "OK");
 }
 
+#[tokio::test]
+async fn events_can_be_dated_before_the_credentials() {
+    let stand_in = StandIn::start().await;
+    stand_in.set_credential(USER, "OK");
+    let created = stand_in.created_time(USER).expect("credentials held");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    stand_in.add_event_at(USER, 401, hour_ago);
+    stand_in.add_event(USER, 200);
+    let events = stand_in.events(USER);
+    let dates: Vec<&str> = events
+        .iter()
+        .map(|e| e["createdDate"].as_str().unwrap())
+        .collect();
+    assert!(dates[0] < created.as_str(), "{dates:?} vs {created}");
+    assert!(dates[1] >= created.as_str(), "{dates:?} vs {created}");
+    assert_eq!(created.len(), dates[0].len(), "one format for both");
+    assert_eq!(stand_in.created_time("nobody"), None);
+}
+
 #[test]
 fn classifies_paths() {
     let route = |side, method, path| classify(side, &method, path);

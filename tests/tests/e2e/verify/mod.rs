@@ -13,18 +13,11 @@ mod api;
 mod scheduled;
 
 use serde_json::{Value, json};
-use testbed::bed::{Bed, Grower, Running};
+use testbed::bed::{Bed, Grower, Running, verify_api_event};
 use testbed::load_event;
 
-/// `GET /connections/{id}` from `events/verify-api.json`.
-fn verify_api_event(id: &str) -> Value {
-    let mut event = load_event("verify-api.json");
-    event["rawPath"] = json!(format!("/connections/{id}"));
-    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
-    event["pathParameters"] = json!({"leafUserId": id});
-    event
-}
-
+/// A run's summary. The lifecycle counts (`disconnected`, `loginRejected`: growers not checked)
+/// are 0 here; tests/tests/e2e/lifecycle covers them.
 fn summary(
     checked: u64,
     healthy: u64,
@@ -37,6 +30,7 @@ fn summary(
     json!({
         "checked": checked, "healthy": healthy, "unhealthy": unhealthy, "missing": missing,
         "pending": pending, "errors": errors, "repairsQueued": repairs_queued, "repairsFailed": 0,
+        "disconnected": 0, "loginRejected": 0,
     })
 }
 

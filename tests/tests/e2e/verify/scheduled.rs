@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use testbed::bed::{Bed, api_response, batch_failures};
-use testbed::{Fault, Route, load_event, moto};
+use testbed::queue::sqs_event_of;
+use testbed::{Fault, Route, moto};
 
 use super::{grower, scheduled_run, summary, verify_api_event};
 
@@ -26,7 +27,7 @@ async fn a_scheduled_run_over_a_mix_gives_the_right_summary() {
         grower(&bed, None).await;
     }
     grower(&bed, Some("PROCESSING")).await;
-    // A secret under the prefix that names no grower is skipped, not counted.
+    // A secret under the prefix that names no grower is an error (checked, never queued).
     moto::put_secret(
         &format!("{}not-a-uuid", bed.grower_prefix),
         &json!({"login": "x", "password": "y-123456"}),
@@ -42,7 +43,7 @@ async fn a_scheduled_run_over_a_mix_gives_the_right_summary() {
 
     for event in ["verify-schedule-rule.json", "verify-schedule-scheduler.json"] {
         let (got, _) = scheduled_run(&bed, &running, event).await;
-        assert_eq!(got, summary(9, 3, 2, 2, 1, 1, 0), "{event}");
+        assert_eq!(got, summary(10, 3, 2, 2, 1, 2, 0), "{event}");
     }
     let finished = running
         .function
@@ -52,7 +53,7 @@ async fn a_scheduled_run_over_a_mix_gives_the_right_summary() {
         .expect("a summary log line");
     assert_eq!(
         (finished["checked"].as_u64(), finished["unhealthy"].as_u64()),
-        (Some(9), Some(2))
+        (Some(10), Some(2))
     );
     let unknown = running
         .function
@@ -84,32 +85,6 @@ async fn a_scheduled_run_over_a_mix_gives_the_right_summary() {
             .any(|l| l["code"] == "grower_secret_misnamed")
     );
     bed.assert_no_leaks(&[&running.function]);
-}
-
-/// Messages received from the queue, as the SQS event connect gets (shape of events/connect-sqs.json).
-fn sqs_event_of(messages: &[aws_sdk_sqs::types::Message]) -> Value {
-    use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
-    let template = load_event("connect-sqs.json")["Records"][0].clone();
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            let attribute = |name: Attr| {
-                m.attributes()
-                    .and_then(|a| a.get(&name))
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let mut record = template.clone();
-            record["messageId"] = json!(m.message_id());
-            record["receiptHandle"] = json!(m.receipt_handle());
-            record["body"] = json!(m.body());
-            record["md5OfBody"] = json!(m.md5_of_body());
-            record["attributes"]["MessageGroupId"] = json!(attribute(Attr::MessageGroupId));
-            record["attributes"]["MessageDeduplicationId"] = json!(attribute(Attr::MessageDeduplicationId));
-            record
-        })
-        .collect();
-    json!({"Records": records})
 }
 
 #[tokio::test]
