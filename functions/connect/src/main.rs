@@ -4,7 +4,9 @@
 use lambda_runtime::{Error, service_fn};
 use stara_connect::{Clients, handle_connect};
 
-#[tokio::main]
+// One thread: Lambda runs one invocation at a time on a fraction of a vCPU, and a second worker
+// only adds hand-offs between threads (docs/BENCHMARKS.md: about a quarter of the CPU).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stara_connect::init_logging();
     let clients = Clients::from_env()

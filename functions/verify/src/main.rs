@@ -5,7 +5,9 @@
 use lambda_runtime::{Error, service_fn};
 use stara_connect::{Clients, VerifyConfig, handle_verify};
 
-#[tokio::main]
+// One thread: Lambda runs one invocation at a time on a fraction of a vCPU, and a second worker
+// only adds hand-offs between threads (docs/BENCHMARKS.md: about a quarter of the CPU).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stara_connect::init_logging();
     let verify = VerifyConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error_chain;
@@ -32,6 +32,8 @@ pub(crate) struct HttpSettings {
     pub(crate) max_delay: Duration,
     /// Largest wait a `Retry-After` header can ask for; beyond it we give up instead.
     pub(crate) retry_after_cap: Duration,
+    /// Which certificate authorities are trusted (`TLS_ROOTS`).
+    pub(crate) roots: super::tls_roots::TlsRoots,
 }
 
 impl Default for HttpSettings {
@@ -43,6 +45,7 @@ impl Default for HttpSettings {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
             retry_after_cap: Duration::from_secs(10),
+            roots: Default::default(),
         }
     }
 }
@@ -62,6 +65,8 @@ pub(crate) struct Call<'a> {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) retry_after: Option<String>,
+    /// The `Location` header (where a POST put what it created).
+    pub(crate) location: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -71,6 +76,7 @@ impl std::fmt::Debug for Reply {
         f.debug_struct("Reply")
             .field("status", &self.status)
             .field("retry_after", &self.retry_after)
+            .field("location", &self.location)
             .field("body", &format_args!("[{} bytes redacted]", self.body.len()))
             .finish()
     }
@@ -147,27 +153,20 @@ pub(crate) struct HttpClient {
 
 impl HttpClient {
     pub(crate) fn new(settings: HttpSettings) -> Self {
-        let inner = reqwest::Client::builder()
-            // A redirect could carry the grower's tokens to another host: never follow one.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.request_timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("stara-connect/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the TLS backend (rustls, compiled in) always initialises");
+        // No redirects, the trusted roots, timeouts: see `reqwest_client`.
+        let inner = super::tls_roots::reqwest_client(&settings);
         Self { inner, settings }
     }
 
     /// One attempt, no retry, bounded by the per-request timeout and the deadline.
     pub(crate) async fn attempt(&self, call: &Call<'_>, deadline: &Deadline) -> Result<Reply, AttemptError> {
-        let timeout = self.settings.request_timeout.min(deadline.remaining());
-        if timeout.is_zero() {
-            return Err(AttemptError::Timeout);
-        }
-        let mut request = self
-            .inner
-            .request(call.method.clone(), &call.url)
-            .timeout(timeout);
+        let request = self.build(call)?;
+        self.execute(call.service, call.operation, request, false, deadline)
+            .await
+    }
+
+    fn build(&self, call: &Call<'_>) -> Result<reqwest::RequestBuilder, AttemptError> {
+        let mut request = self.inner.request(call.method.clone(), &call.url);
         if let Some(token) = call.bearer {
             let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| AttemptError::Connect("the bearer token is not a valid header value".into()))?;
@@ -180,15 +179,35 @@ impl HttpClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
+        Ok(request)
+    }
+
+    /// Sends one request, bounded by the per-request timeout and the deadline. With
+    /// `redact_url`, errors do not name the URL (a pre-signed URL is a credential).
+    async fn execute(
+        &self,
+        service: Service,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+        redact_url: bool,
+        deadline: &Deadline,
+    ) -> Result<Reply, AttemptError> {
+        let timeout = self.settings.request_timeout.min(deadline.remaining());
+        if timeout.is_zero() {
+            return Err(AttemptError::Timeout);
+        }
+        let request = request.timeout(timeout);
+        let classify = |e: reqwest::Error| classify(if redact_url { e.without_url() } else { e });
         let started = Instant::now();
         let result = async {
             let mut response = request.send().await.map_err(classify)?;
             let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let header = |name: reqwest::header::HeaderName| {
+                let value = response.headers().get(name)?;
+                value.to_str().ok().map(str::to_owned)
+            };
+            let retry_after = header(RETRY_AFTER);
+            let location = header(LOCATION);
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(classify)? {
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -199,6 +218,7 @@ impl HttpClient {
             Ok(Reply {
                 status,
                 retry_after,
+                location,
                 body,
             })
         }
@@ -207,11 +227,11 @@ impl HttpClient {
         record_upstream(elapsed);
         match &result {
             Ok(reply) => {
-                tracing::debug!(service = %call.service, operation = call.operation, status = reply.status,
+                tracing::debug!(service = %service, operation, status = reply.status,
                     elapsedMs = elapsed.as_millis() as u64, "upstream answered")
             }
             Err(e) => {
-                tracing::debug!(service = %call.service, operation = call.operation, error = ?e,
+                tracing::debug!(service = %service, operation, error = ?e,
                     elapsedMs = elapsed.as_millis() as u64, "upstream did not answer")
             }
         }
@@ -221,21 +241,61 @@ impl HttpClient {
     /// Sends a call that is safe to repeat, retrying connection failures, timeouts and
     /// 429/502/503/504 with backoff. Any other answer, success or not, is returned as is.
     pub(crate) async fn send(&self, call: &Call<'_>, deadline: &Deadline) -> Result<Reply, UpstreamError> {
+        self.send_with(call.service, call.operation, false, deadline, || self.build(call))
+            .await
+    }
+
+    /// PUTs `body` to a pre-signed URL (a CloudFormation custom resource's `ResponseURL`) with an
+    /// empty `Content-Type`, as the signature requires; retried like [`send`](Self::send) (a PUT
+    /// is idempotent). Errors never name the URL: its query string is the signature.
+    pub(crate) async fn put_presigned(
+        &self,
+        operation: &'static str,
+        url: &str,
+        body: &[u8],
+        deadline: &Deadline,
+    ) -> Result<Reply, UpstreamError> {
+        let build = || {
+            Ok(self
+                .inner
+                .put(url)
+                .header(CONTENT_TYPE, HeaderValue::from_static(""))
+                .body(body.to_vec()))
+        };
+        self.send_with(Service::CloudFormation, operation, true, deadline, build)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        service: Service,
+        operation: &'static str,
+        redact_url: bool,
+        deadline: &Deadline,
+        build: impl Fn() -> Result<reqwest::RequestBuilder, AttemptError>,
+    ) -> Result<Reply, UpstreamError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (failure, retry_after) = match self.attempt(call, deadline).await {
+            let sent = match build() {
+                Ok(request) => {
+                    self.execute(service, operation, request, redact_url, deadline)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let (failure, retry_after) = match sent {
                 Ok(reply) if !retry::is_retryable_status(reply.status) => return Ok(reply),
                 Ok(reply) => (Failure::Status(reply.status), reply.retry_after),
                 Err(e) => (Failure::NoAnswer(e), None),
             };
             match self.pause_before_retry(attempts, retry_after.as_deref(), deadline) {
                 Some(delay) => {
-                    tracing::warn!(service = %call.service, operation = call.operation, attempt = attempts,
+                    tracing::warn!(service = %service, operation, attempt = attempts,
                         failure = ?failure, delayMs = delay.as_millis() as u64, "retrying upstream call");
                     tokio::time::sleep(delay).await;
                 }
-                None => return Err(failure.into_error(call.service, call.operation, attempts)),
+                None => return Err(failure.into_error(service, operation, attempts)),
             }
         }
     }
@@ -325,6 +385,7 @@ mod tests {
         let reply = Reply {
             status: 201,
             retry_after: None,
+            location: None,
             body: br#"{"accessToken":"tok-123"}"#.to_vec(),
         };
         let text = format!("{reply:?}");

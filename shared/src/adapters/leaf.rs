@@ -27,8 +27,8 @@ const DELETE_CREDENTIALS: &str = "DELETE /users/{id}/stara-credentials";
 const GET_EVENTS: &str = "GET /users/{id}/stara-credentials/events";
 
 pub(crate) struct LeafClient {
-    http: HttpClient,
-    base_url: String,
+    pub(super) http: HttpClient,
+    pub(super) base_url: String,
     owner: Arc<dyn LeafOwner>,
     /// The owner's bearer token; the lock also makes concurrent callers share one authentication.
     token: tokio::sync::Mutex<Option<SecretString>>,
@@ -104,7 +104,7 @@ impl LeafClient {
     }
 
     /// The cached token, authenticating first when there is none.
-    async fn token(&self, deadline: &Deadline) -> Result<SecretString, ConnectorError> {
+    pub(super) async fn token(&self, deadline: &Deadline) -> Result<SecretString, ConnectorError> {
         let mut held = self.token.lock().await;
         if let Some(token) = held.as_ref() {
             return Ok(token.clone());
@@ -115,7 +115,11 @@ impl LeafClient {
     }
 
     /// A new token after `stale` got a 401, unless another call already replaced it.
-    async fn renew(&self, stale: &SecretString, deadline: &Deadline) -> Result<SecretString, ConnectorError> {
+    pub(super) async fn renew(
+        &self,
+        stale: &SecretString,
+        deadline: &Deadline,
+    ) -> Result<SecretString, ConnectorError> {
         let mut held = self.token.lock().await;
         if let Some(current) = held.as_ref() {
             if current.expose_secret() != stale.expose_secret() {
@@ -131,7 +135,7 @@ impl LeafClient {
 
     /// A safe (repeatable) call with the owner's token: retried on transient failures, and
     /// repeated once with a fresh token after a 401.
-    async fn send_authorized(
+    pub(super) async fn send_authorized(
         &self,
         operation: &'static str,
         method: reqwest::Method,
@@ -364,10 +368,10 @@ fn parse_credentials(reply: &Reply, operation: &'static str) -> Result<LeafCrede
     }
 }
 
-fn bad_answer(operation: &'static str, detail: &str) -> ConnectorError {
+pub(super) fn bad_answer(operation: &'static str, detail: &str) -> ConnectorError {
     UpstreamError::new(Service::Leaf, operation, UpstreamKind::BadGateway, detail).into()
 }
 
-fn unexpected(operation: &'static str, status: u16) -> ConnectorError {
+pub(super) fn unexpected(operation: &'static str, status: u16) -> ConnectorError {
     UpstreamError::unexpected_status(Service::Leaf, operation, status).into()
 }

@@ -25,6 +25,8 @@ pub(crate) enum Service {
     Leaf,
     SecretsManager,
     Sqs,
+    /// A custom resource's answer, PUT to its pre-signed `ResponseURL`.
+    CloudFormation,
 }
 
 impl fmt::Display for Service {
@@ -34,6 +36,7 @@ impl fmt::Display for Service {
             Service::Leaf => "Leaf",
             Service::SecretsManager => "Secrets Manager",
             Service::Sqs => "SQS",
+            Service::CloudFormation => "CloudFormation",
         })
     }
 }

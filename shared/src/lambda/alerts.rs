@@ -103,8 +103,11 @@ pub(crate) async fn handle(
     };
     let Some(repairs) = app.repairs else {
         // Repairs are off (AUTO_REPAIR=false) or have nowhere to go: report, do not make Leaf retry.
-        tracing::warn!(alert = alert.kind.as_deref(), outcome = "not_queued",
-            "alert received, but repairs are off or CONNECT_QUEUE_URL is not set: nothing queued");
+        tracing::warn!(
+            alert = alert.kind.as_deref(),
+            outcome = "not_queued",
+            "alert received, but repairs are off or CONNECT_QUEUE_URL is not set: nothing queued"
+        );
         return api::json_response(200, &json!({"outcome": "not_queued"}));
     };
     match alerts::act_on(&alert, &alert_id(&body), app.growers, repairs).await {

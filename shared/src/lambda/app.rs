@@ -17,6 +17,7 @@ use crate::adapters::repair_queue::SqsRepairQueue;
 use crate::adapters::secret_cache::SecretsManagerSource;
 use crate::adapters::secrets::Secrets;
 use crate::adapters::stara::StaraClient;
+use crate::adapters::tls_roots;
 use crate::domain::connect::Connector;
 use crate::domain::ports::RepairQueue;
 use crate::domain::verify::Verifier;
@@ -28,6 +29,8 @@ pub struct Clients {
     pub(crate) secrets: Arc<Secrets>,
     pub(crate) stara: Arc<StaraClient>,
     pub(crate) leaf: Arc<LeafClient>,
+    /// The one HTTP client (one TLS configuration, one connection pool) every upstream call uses.
+    pub(crate) http: HttpClient,
 }
 
 impl Clients {
@@ -38,16 +41,18 @@ impl Clients {
 
     pub(crate) async fn new(config: Config) -> Self {
         // AWS_REGION, credentials and AWS_ENDPOINT_URL (a local emulator) come from the environment.
-        let aws = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(2))
-                    .operation_attempt_timeout(Duration::from_secs(3))
-                    .operation_timeout(Duration::from_secs(8))
-                    .build(),
-            )
-            .load()
-            .await;
+        let mut aws = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(8))
+                .build(),
+        );
+        // Amazon Trust Services' roots compiled in, unless TLS_ROOTS=system (the SDK's default).
+        if let Some(client) = tls_roots::aws_http_client(config.http.roots) {
+            aws = aws.http_client(client);
+        }
+        let aws = aws.load().await;
         let source = Arc::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(
             &aws,
         )));
@@ -63,7 +68,7 @@ impl Clients {
         let http = HttpClient::new(config.http.clone());
         let stara = Arc::new(StaraClient::new(http.clone(), config.stara_base_url.clone()));
         let leaf = Arc::new(LeafClient::new(
-            http,
+            http.clone(),
             config.leaf_base_url.clone(),
             secrets.clone(),
         ));
@@ -73,6 +78,7 @@ impl Clients {
             secrets,
             stara,
             leaf,
+            http,
         }
     }
 
@@ -124,6 +130,8 @@ impl Clients {
             directory: directory.clone(),
             growers: directory,
             webhook_secret: self.secrets.clone(),
+            webhooks: self.leaf.clone(),
+            answers: self.http.clone(),
             grower_prefix: self.config.stara_secret_prefix.clone(),
             repairs,
             budget: self.config.http.budget,

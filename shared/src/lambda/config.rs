@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 pub(crate) use crate::adapters::http::HttpSettings;
+use crate::adapters::tls_roots::TlsRoots;
 
 pub(crate) const DEFAULT_STARA_BASE_URL: &str = "https://v2apitelemetria.telemetriastara.com.br";
 pub(crate) const DEFAULT_LEAF_BASE_URL: &str = "https://api.withleaf.io";
@@ -56,6 +57,7 @@ impl Config {
             base_delay: millis(&get, "RETRY_BASE_DELAY_MS", defaults.base_delay)?,
             max_delay: millis(&get, "RETRY_MAX_DELAY_MS", defaults.max_delay)?,
             retry_after_cap: millis(&get, "RETRY_AFTER_CAP_MS", defaults.retry_after_cap)?,
+            roots: tls_roots(&get)?,
         };
         if http.request_timeout > http.budget {
             return Err(ConfigError {
@@ -211,6 +213,17 @@ fn base_url(
     Ok(value.trim_end_matches('/').to_owned())
 }
 
+/// `TLS_ROOTS`: `bundled` (the default: roots compiled in) or `system` (the image's CA bundle).
+fn tls_roots(get: &impl Fn(&str) -> Option<String>) -> Result<TlsRoots, ConfigError> {
+    match get("TLS_ROOTS") {
+        None => Ok(TlsRoots::default()),
+        Some(raw) => TlsRoots::parse(&raw).ok_or(ConfigError {
+            variable: "TLS_ROOTS",
+            problem: "must be bundled (roots compiled in) or system (the system's CA bundle)".into(),
+        }),
+    }
+}
+
 fn millis(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -257,6 +270,9 @@ mod tests {
         assert_eq!(c.stara_secret_prefix, "stara-connect/growers/");
         assert_eq!(c.secret_cache_ttl, Duration::from_secs(300));
         assert_eq!(c.http, HttpSettings::default());
+        assert_eq!(c.http.roots, TlsRoots::Bundled);
+        let system = config(&[("LEAF_SECRET_ID", "s"), ("TLS_ROOTS", "System")]).unwrap();
+        assert_eq!(system.http.roots, TlsRoots::System);
     }
 
     #[test]
@@ -278,6 +294,7 @@ mod tests {
             ("RETRY_MAX_ATTEMPTS", "0"),
             ("SECRET_CACHE_TTL_SECS", "-1"),
             ("BATCH_CONCURRENCY", "1000"),
+            ("TLS_ROOTS", "native"),
         ];
         for (variable, value) in cases {
             let err = config(&[("LEAF_SECRET_ID", "s"), (variable, value)]).unwrap_err();

@@ -19,6 +19,8 @@ use super::invocation::invocation_deadline;
 use super::request;
 use super::trigger::{self, Schedule, Trigger};
 use super::{custom_resource, secret_events};
+use crate::adapters::http::HttpClient;
+use crate::adapters::leaf_webhooks::LeafWebhooks;
 use crate::adapters::metrics::{LatencySamples, MetricSet};
 use crate::adapters::secrets::WebhookSecret;
 use crate::domain::ports::{GrowerDirectory, GrowerLookup, RepairQueue};
@@ -46,6 +48,10 @@ pub struct VerifyApp {
     pub(crate) webhook_secret: Arc<dyn WebhookSecret>,
     /// `STARA_SECRET_PREFIX`: which changed secrets are growers' logins.
     pub(crate) grower_prefix: String,
+    /// Leaf's alerts webhooks, for `Custom::LeafWebhook`.
+    pub(crate) webhooks: Arc<dyn LeafWebhooks>,
+    /// Answers custom resource requests (a PUT to their `ResponseURL`).
+    pub(crate) answers: HttpClient,
 }
 
 /// The Lambda handler: dispatches on the event's shape.
@@ -68,7 +74,15 @@ pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value,
                     error_message: format!("login change not queued: {}", e.public_message()),
                 })
         }
-        Trigger::CustomResource(request) => Ok(custom_resource::handle(&request).await),
+        Trigger::CustomResource(request) => {
+            let deadline = invocation_deadline(&context, custom_resource::BUDGET);
+            let webhooks = custom_resource::WebhookApp {
+                webhooks: app.webhooks.clone(),
+                secret: app.webhook_secret.clone(),
+                http: app.answers.clone(),
+            };
+            Ok(custom_resource::handle(&webhooks, *request, deadline).await)
+        }
         other @ (Trigger::Sqs(_) | Trigger::Unsupported(_)) => Err(unsupported_event(
             "verify",
             "API Gateway HTTP API (2.0), scheduled, custom resource and Secrets Manager events",
@@ -252,6 +266,8 @@ mod tests {
             directory: Arc::new(FakeDirectory::of(growers)),
             growers: Arc::new(FakeDirectory::default()),
             webhook_secret: Arc::new(NoWebhookSecret),
+            webhooks: Arc::new(crate::testing::FakeWebhooks::default()),
+            answers: HttpClient::new(Default::default()),
             grower_prefix: "stara-connect/growers/".into(),
             repairs: queue.map(|q| q as Arc<dyn RepairQueue>),
             budget: Duration::from_secs(5),

@@ -3,13 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::adapters::leaf_webhooks::{LeafWebhooks, NewWebhook, Registration, Webhook};
 use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::domain::model::{
     ConnectRequest, Created, CredentialEvent, GrowerState, LeafCredentials, Mark, StaraLogin, StaraTokens,
@@ -323,4 +324,66 @@ impl crate::domain::ports::LatencyRecorder for Vec<Duration> {
     }
 
     fn flush(&mut self) {}
+}
+
+/// Leaf's alerts webhooks as a list, with Leaf's rule (one webhook per event); every call
+/// recorded in order (`register <name> <url>`, `list`, `remove <id>`).
+#[derive(Default)]
+pub(crate) struct FakeWebhooks {
+    pub(crate) webhooks: Mutex<Vec<Webhook>>,
+    pub(crate) calls: Mutex<Vec<String>>,
+    /// Every secret `register` was given.
+    pub(crate) secrets: Mutex<Vec<String>>,
+    /// Make every call fail with this error.
+    pub(crate) fail: Mutex<Option<ConnectorError>>,
+    /// Make `register` panic, or never answer.
+    pub(crate) panic: AtomicBool,
+    pub(crate) hang: AtomicBool,
+}
+
+impl FakeWebhooks {
+    fn call(&self, call: String) -> Result<(), ConnectorError> {
+        self.calls.lock().unwrap().push(call);
+        self.fail.lock().unwrap().clone().map_or(Ok(()), Err)
+    }
+}
+
+#[async_trait]
+impl LeafWebhooks for FakeWebhooks {
+    async fn register(&self, new: &NewWebhook, _: &Deadline) -> Result<Registration, ConnectorError> {
+        self.call(format!("register {} {}", new.name, new.url))?;
+        assert!(!self.panic.load(Ordering::SeqCst), "FakeWebhooks told to panic");
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let secret = new.secret.expose_secret().to_owned();
+        self.secrets.lock().unwrap().push(secret);
+        let mut held = self.webhooks.lock().unwrap();
+        let listens = |w: &Webhook| w.events.iter().any(|e| new.events.contains(e));
+        if held.iter().any(listens) {
+            return Ok(Registration::EventTaken);
+        }
+        let id = format!("wh-{}", self.calls.lock().unwrap().len());
+        let (name, url, events) = (Some(new.name.clone()), Some(new.url.clone()), new.events.clone());
+        held.push(Webhook {
+            id: id.clone(),
+            name,
+            url,
+            events,
+        });
+        Ok(Registration::Created(id))
+    }
+
+    async fn list(&self, _: &Deadline) -> Result<Vec<Webhook>, ConnectorError> {
+        self.call("list".into())?;
+        Ok(self.webhooks.lock().unwrap().clone())
+    }
+
+    async fn remove(&self, id: &str, _: &Deadline) -> Result<bool, ConnectorError> {
+        self.call(format!("remove {id}"))?;
+        let mut held = self.webhooks.lock().unwrap();
+        let before = held.len();
+        held.retain(|w| w.id != id);
+        Ok(held.len() < before)
+    }
 }

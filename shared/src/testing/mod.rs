@@ -6,7 +6,9 @@ pub(crate) mod events;
 mod fakes;
 pub(crate) mod oracle;
 
-pub(crate) use fakes::{FakeDirectory, FakeLeaf, FakeLogins, FakeRepairQueue, FakeStara, FakeStates};
+pub(crate) use fakes::{
+    FakeDirectory, FakeLeaf, FakeLogins, FakeRepairQueue, FakeStara, FakeStates, FakeWebhooks,
+};
 
 /// A sample event of `events/`, as JSON.
 pub(crate) fn fixture(name: &str) -> serde_json::Value {

@@ -120,10 +120,12 @@ impl Connector {
     ) -> Result<ConnectReport, ConnectorError> {
         let user = &request.leaf_user_id;
         let repair = request.reason.is_some();
-        // Both reads at once: what people did, and what Leaf holds.
-        let (state, held) = tokio::join!(
+        // Every read at once: what people did, what Leaf holds, and the grower's login. The login
+        // is read ahead (cached, so usually no call): a repeat or a skipped repair never uses it.
+        let (state, held, login) = tokio::join!(
             within_deadline(deadline, self.states.state(user)),
-            self.leaf.get_credentials(user, deadline)
+            self.leaf.get_credentials(user, deadline),
+            within_deadline(deadline, self.logins.grower_login(user)),
         );
         let state = state?.unwrap_or_default();
         if repair && state.disconnected {
@@ -147,16 +149,24 @@ impl Connector {
                 Health::Unhealthy => {}
                 _ => return Ok(ConnectReport::kept(Outcome::Pending, Some(held.clone()))),
             },
-            Some(_) => {}
-            None => {
-                if !self.leaf.user_exists(user, deadline).await? {
-                    return Err(ConnectorError::LeafUserNotFound);
-                }
-            }
+            _ => {}
         }
-
-        let login = self.current_login(user, &state, deadline).await?;
-        let tokens = match self.stara.issue_tokens(&login, deadline).await {
+        // Leaf holds nothing: is there such a user at all? Asked while Stara issues the tokens (one
+        // round trip fewer); an unknown user ends the connect there, whatever Stara answers.
+        let lookup = async {
+            if held.is_none() && !self.leaf.user_exists(user, deadline).await? {
+                return Err(ConnectorError::LeafUserNotFound);
+            }
+            Ok(())
+        };
+        let login = match self.current_login(user, &state, login, deadline).await {
+            Ok(login) => login,
+            // An unknown user is the first thing to say, as before the login was read ahead.
+            Err(e) => return lookup.await.and(Err(e)),
+        };
+        let issue = async { Ok::<_, ConnectorError>(self.stara.issue_tokens(&login, deadline).await) };
+        let ((), issued) = futures_util::future::try_join(lookup, issue).await?;
+        let tokens = match issued {
             Ok(tokens) => tokens,
             Err(e @ ConnectorError::StaraLoginRejected { .. }) => {
                 // Tried once per version: the next try waits for a new version of the secret.
@@ -228,15 +238,16 @@ impl Connector {
         }
     }
 
-    /// The grower's login, as of the secret's current version when that is known: a copy read
-    /// before the operator stored a new version is dropped and read again.
+    /// The grower's login (`read`, read ahead), as of the secret's current version when that is
+    /// known: a copy read before the operator stored a new version is dropped and read again.
     async fn current_login(
         &self,
         user: &Uuid,
         state: &GrowerState,
+        read: Result<StaraLogin, ConnectorError>,
         deadline: &Deadline,
     ) -> Result<StaraLogin, ConnectorError> {
-        let login = within_deadline(deadline, self.logins.grower_login(user)).await?;
+        let login = read?;
         let stale = state.current_version.is_some()
             && login.version.is_some()
             && login.version != state.current_version;
@@ -266,5 +277,7 @@ impl Connector {
     }
 }
 
+#[cfg(test)]
+mod round_trips;
 #[cfg(test)]
 mod tests;
