@@ -31,6 +31,7 @@ pub fn load_event(name: &str) -> serde_json::Value {
         .unwrap_or_else(|error| panic!("event {} is not JSON: {error}", path.display()))
 }
 
+pub mod alerts;
 pub mod aws_proxy;
 pub mod bed;
 pub mod leaks;

@@ -39,11 +39,14 @@ impl Described {
         self.tags.get(LOGIN_REJECTED_TAG).map(String::as_str)
     }
 
-    /// Tags with the `stara-connect:` prefix: the connector's state, and nothing else.
+    /// The lifecycle marks (`stara-connect:` tags but the credentials id): what people did.
     pub fn lifecycle_tags(&self) -> BTreeMap<String, String> {
+        // The credentials-id tag records what Leaf holds, not a person's decision.
         self.tags
             .iter()
-            .filter(|(key, _)| key.starts_with("stara-connect:"))
+            .filter(|(key, _)| {
+                key.starts_with("stara-connect:") && key.as_str() != "stara-connect:credentials-id"
+            })
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect()
     }

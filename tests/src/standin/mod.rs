@@ -5,12 +5,14 @@
 //! (including faulted ones) and faults can be injected per route.
 //!
 //! One module per API: `stara` (`/autenticacao`, `/token`), `leaf_users` (`/api/authenticate`
-//! and the users), `leaf_credentials` (a user's Stara credentials and their events); `faults`
-//! holds what can be injected, `routes` which request goes to which route.
+//! and the users), `leaf_credentials` (a user's Stara credentials and their events),
+//! `leaf_webhooks` (the alerts webhooks); `faults` holds what can be injected, `routes` which
+//! request goes to which route.
 
 mod faults;
 mod leaf_credentials;
 mod leaf_users;
+mod leaf_webhooks;
 mod routes;
 mod stara;
 #[cfg(test)]
@@ -33,6 +35,7 @@ use stara::StaraTokens;
 
 pub use faults::{Fault, RetryAfter};
 pub use leaf_credentials::CredentialView;
+pub use leaf_webhooks::WebhookView;
 pub use routes::Route;
 
 /// One request as it arrived at the stand-in.
@@ -95,6 +98,7 @@ struct State {
     unrouted: Vec<String>,
     latency: Duration,
     secrets: Vec<String>,
+    webhooks: leaf_webhooks::Webhooks,
 }
 
 impl StandIn {
@@ -264,6 +268,9 @@ impl State {
             _ if !self.authorized(headers) => {
                 json_response(401, &json!({ "title": "Unauthorized", "status": 401 }))
             }
+            Route::LeafPostWebhook | Route::LeafGetWebhooks | Route::LeafDeleteWebhook => {
+                self.webhooks_route(route, user, body)
+            }
             _ => {
                 let user = user.expect("every /services route has a user id");
                 match route {
@@ -272,9 +279,12 @@ impl State {
                     Route::LeafPostCredentials => self.post_credentials(user, body),
                     Route::LeafDeleteCredentials => self.delete_credentials(user),
                     Route::LeafEvents => self.leaf_events(user),
-                    Route::StaraAuth | Route::StaraToken | Route::LeafAuth => {
-                        unreachable!("handled above")
-                    }
+                    Route::StaraAuth
+                    | Route::StaraToken
+                    | Route::LeafAuth
+                    | Route::LeafPostWebhook
+                    | Route::LeafGetWebhooks
+                    | Route::LeafDeleteWebhook => unreachable!("handled above"),
                 }
             }
         }

@@ -21,10 +21,16 @@ pub enum Route {
     LeafDeleteCredentials,
     /// Leaf `GET .../users/{id}/stara-credentials/events`.
     LeafEvents,
+    /// Leaf `POST /services/alerts/api/alerts/webhooks`.
+    LeafPostWebhook,
+    /// Leaf `GET /services/alerts/api/alerts/webhooks`.
+    LeafGetWebhooks,
+    /// Leaf `DELETE /services/alerts/api/alerts/webhooks/{id}`.
+    LeafDeleteWebhook,
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 11] = [
         Route::StaraAuth,
         Route::StaraToken,
         Route::LeafAuth,
@@ -33,6 +39,9 @@ impl Route {
         Route::LeafPostCredentials,
         Route::LeafDeleteCredentials,
         Route::LeafEvents,
+        Route::LeafPostWebhook,
+        Route::LeafGetWebhooks,
+        Route::LeafDeleteWebhook,
     ];
 }
 
@@ -56,6 +65,9 @@ pub(super) fn classify(side: Side, method: &Method, path: &str) -> Option<(Route
         Side::Leaf => {
             if method == Method::POST && path == "/api/authenticate" {
                 return Some((Route::LeafAuth, None));
+            }
+            if let Some(webhooks) = super::leaf_webhooks::classify(method, path) {
+                return Some(webhooks);
             }
             let segments: Vec<&str> = path.strip_prefix(USERS_PREFIX)?.split('/').collect();
             let (route, id) = match (method, segments.as_slice()) {

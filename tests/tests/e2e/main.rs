@@ -5,7 +5,9 @@
 //! Build the binaries first (`cargo build --workspace --bins`). One part of the suite runs with
 //! a filter on its module, e.g. `cargo test -p stara-connect-e2e --test e2e faults::`.
 
+mod alerts;
 mod connect;
+mod custom_resource;
 mod faults;
 mod lifecycle;
 mod load;

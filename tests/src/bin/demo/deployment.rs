@@ -23,6 +23,8 @@ pub struct Deployment {
     pub connect: Running,
     pub verify: Running,
     pub queue: String,
+    /// The key the demo's "Leaf" signs alerts with (stored for verify in moto).
+    pub webhook_secret: String,
     /// Every response body the functions returned (also kept by the bed for its own check).
     responses: Mutex<Vec<String>>,
 }
@@ -32,13 +34,19 @@ impl Deployment {
         let bed = Bed::start().await;
         let name = format!("stara-connect-demo-{}.fifo", uuid::Uuid::new_v4().simple());
         let queue = moto::create_fifo_queue(&name).await;
+        let (webhook_secret_id, webhook_secret) = testbed::alerts::store_webhook_secret(&bed).await;
         let connect = bed.run("connect", &[]).await;
-        let verify = bed.run("verify", &[("CONNECT_QUEUE_URL", queue.as_str())]).await;
+        let env = [
+            ("CONNECT_QUEUE_URL", queue.as_str()),
+            ("LEAF_WEBHOOK_SECRET_ID", webhook_secret_id.as_str()),
+        ];
+        let verify = bed.run("verify", &env).await;
         Deployment {
             bed,
             connect,
             verify,
             queue,
+            webhook_secret,
             responses: Mutex::new(Vec::new()),
         }
     }
@@ -65,6 +73,13 @@ impl Deployment {
     /// `DELETE /connections/{id}` (connect).
     pub async fn disconnect(&self, id: &str) -> (u16, Value) {
         api_response(&self.invoke(&self.connect, disconnect_api_event(id)).await)
+    }
+
+    /// `POST /leaf/alerts` (verify): Leaf's alert, signed with the webhook secret.
+    pub async fn alert(&self, body: &str) -> (u16, Value) {
+        let signature = testbed::alerts::sign(&self.webhook_secret, body.as_bytes());
+        let event = testbed::alerts::alert_event(body, Some(&signature));
+        api_response(&self.invoke(&self.verify, event).await)
     }
 
     /// `GET /connections/{id}` (verify): the status and the body.

@@ -31,7 +31,7 @@ async fn main() {
     let d = Deployment::start().await;
     introduce(&d);
     let first = step_one(&d).await;
-    step_two();
+    step_two(&d, &first).await;
     let fleet = step_three(&d, first).await;
     step_four(&d, &fleet[0]).await;
     step_five(&d);
@@ -108,10 +108,36 @@ async fn step_one(d: &Deployment) -> Grower {
     grower
 }
 
-fn step_two() {
+/// Step 2: Leaf finds the credentials broken and says so; the alert repairs them at once.
+async fn step_two(d: &Deployment, grower: &Grower) {
+    println!("2. Leaf marks the credentials invalid, its signed alert arrives, and the grower is repaired.");
+    let id = &grower.leaf_user_id;
+    let (_, before) = d.health(id).await;
+    let credentials = before["credentialsId"]
+        .as_str()
+        .expect("connected credentials have an id")
+        .to_owned();
+    d.bed.standin.set_status(id, "INVALID");
     println!(
-        "2. (Leaf's signed alerts are not implemented yet: the signed-alert step joins when alerts land.)"
+        "   Leaf: the credentials {credentials} are INVALID → GET says {}",
+        d.health_of(id).await
     );
+    let alert = testbed::alerts::alert_body("credentialsUnauthenticated", &credentials);
+    let (status, body) = d.alert(&alert).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (202, Some("repair_queued")),
+        "{body}"
+    );
+    println!("   POST /leaf/alerts (credentialsUnauthenticated, signed) → {status} repair_queued");
+    let queued = d.queued(1).await;
+    let (_, failures) = d.deliver(&queued).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let outcome = d.repair_outcome(id);
+    assert_eq!(outcome.as_deref(), Some("reconnected"));
+    let health = d.health_of(id).await;
+    assert_eq!(health, "healthy");
+    println!("   connect took the queued repair → reconnected; GET /connections/{id} → {health}");
     println!();
 }
 
