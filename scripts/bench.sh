@@ -13,8 +13,10 @@
 #      older than the sources (BENCH_SAM_BUILD=auto, the default); they are measured, not run;
 #   2. the release binaries of this machine: cargo build --release (opt-level s, fat LTO; about
 #      6 minutes from nothing on 2 cores, seconds when current);
-#   3. the bench harness (bench/, dev profile: it shares the test suite's compiled dependencies);
-#   4. target/debug/bench with TESTBED_BIN_DIR=target/release, on a fresh moto of its own.
+#   3. the bench harness (bench/, dev profile, built with the workspace: it shares the test suite's
+#      compiled dependencies);
+#   4. target/debug/bench with TESTBED_BIN_DIR=target/release, on a fresh moto of its own; it also
+#      runs the hand-written Python baseline (bench/python/, awslambdaric from .venv) beside connect.
 # See bench/src/main.rs for the other BENCH_* settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +52,9 @@ case ${BENCH_SAM_BUILD:-auto} in
 esac
 
 cargo build --release --bins --bin connect --bin verify
-cargo build -p stara-connect-bench --bin bench
+# The workspace build (make build), not `-p stara-connect-bench`: the bench does not depend on shared/,
+# so building it alone would resolve other features and compile a second copy of tokio and hyper.
+cargo build --workspace --bins
 BENCH_BUILT=$(date +%s)
 export BENCH_BUILT
 

@@ -1,10 +1,11 @@
 //! `make bench` (scripts/bench.sh builds the release binaries, then runs this with
-//! `TESTBED_BIN_DIR=target/release`): init, warm overhead, secret caching, batch scaling,
-//! verify at scale, load, artifact size. Writes docs/BENCHMARKS.md and docs/benchmarks-batch.svg.
+//! `TESTBED_BIN_DIR=target/release`): init and cold starts, warm overhead, secret caching, batch
+//! scaling, first and repeat connects beside a hand-written Python handler, verify at scale, load,
+//! artifact size. Writes docs/BENCHMARKS.md and docs/benchmarks-batch.svg.
 //!
 //! Settings (environment):
 //!   BENCH_LATENCY_MS       delay the Stara/Leaf stand-ins add to every request (20)
-//!   BENCH_ONLY             a comma-separated subset of: init,warm,batch,verify,load,size
+//!   BENCH_ONLY             a comma-separated subset of: init,warm,batch,python,verify,load,size
 //!                          (a partial run writes to target/bench/, not docs/)
 //!   BENCH_INIT_RUNS        starts of each binary for the init time (20)
 //!   BENCH_WARM_RUNS        measured warm connects (50)
@@ -17,6 +18,7 @@ mod connect;
 mod init;
 mod load;
 mod machine;
+mod python;
 mod report;
 mod size;
 mod stats;
@@ -32,7 +34,7 @@ use crate::machine::Machine;
 use crate::report::{Report, RunFacts, pass_text};
 use crate::world::World;
 
-const SCENARIOS: [&str; 6] = ["init", "warm", "batch", "verify", "load", "size"];
+const SCENARIOS: [&str; 7] = ["init", "warm", "batch", "python", "verify", "load", "size"];
 const BATCH_SIZES: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
 /// Method, harness distortion, profiling and sizing: prose kept next to the code that measures.
 const NOTES: &str = include_str!("../NOTES.md");
@@ -140,6 +142,9 @@ async fn main() {
     }
     if wanted("batch") {
         svg = connect::batches(&world, &BATCH_SIZES, &mut report).await;
+    }
+    if wanted("python") {
+        python::run(&world, &mut report).await;
     }
     if wanted("verify") {
         verify::run(&world, &fleets, &mut report).await;
