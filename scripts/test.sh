@@ -20,6 +20,8 @@ done
 # Style and lints first: they fail in seconds, the suites take minutes.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# One feature set for every dev build (make build, cargo test, cargo lambda watch): no second copy of the dependencies.
+scripts/check-features.sh
 
 rm -rf target/e2e-capture
 cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
@@ -30,10 +32,14 @@ cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 # package only and rebuild dependencies.)
 "${CARGO_TARGET_DIR:-target}/debug/leak_scan"
 
+# Both functions once more, through cargo-lambda's emulator (cargo lambda watch + invoke) and the sample events.
+scripts/cargo-lambda-check.sh 2>&1 | tee target/cargo-lambda-test.log
+
 # The SAM template: cfn-lint, sam validate --lint, and the project's own template rules.
 scripts/check-template.sh 2>&1 | tee target/template-test.log
 
 # One closing line for the whole run (any failure above has already stopped it).
 rust=$(grep -hoE '^test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{n += $4} END {print n + 0}')
 python=$(grep -hoE '^[0-9]+ passed' target/template-test.log | awk '{n += $1} END {print n + 0}')
-echo "tests: $((rust + python)) passed, 0 failed" | tee target/test-summary.txt
+lambda=$(grep -hoE '^cargo-lambda: [0-9]+ passed' target/cargo-lambda-test.log | awk '{n += $2} END {print n + 0}')
+echo "tests: $((rust + python + lambda)) passed, 0 failed" | tee target/test-summary.txt
