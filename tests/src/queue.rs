@@ -13,6 +13,13 @@ pub async fn connect_queue(label: &str) -> String {
     moto::create_fifo_queue(&name).await
 }
 
+/// The messages waiting in `queue`, received and deleted: `expected` of them (waiting up to
+/// 10 s), or whatever arrives within half a second when none should.
+pub async fn queued(queue: &str, expected: usize) -> Vec<Message> {
+    let wait = std::time::Duration::from_millis(if expected == 0 { 500 } else { 10_000 });
+    moto::drain_queue(queue, expected, wait).await
+}
+
 /// The body of a repair, as verify sends it: `{"leafUserId", "force", "reason"}`.
 pub fn repair_body(leaf_user_id: &str, force: bool, reason: &str) -> String {
     json!({"leafUserId": leaf_user_id, "force": force, "reason": reason}).to_string()

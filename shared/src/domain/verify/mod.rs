@@ -108,22 +108,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::testing::{FakeLeaf, FakeStates};
-
-    fn event(code: i64) -> CredentialEvent {
-        CredentialEvent {
-            status_code: Some(code),
-            created_date: Some("2026-01-02T00:00:00Z".into()),
-        }
-    }
-
-    fn leaf() -> Arc<FakeLeaf> {
-        Arc::new(FakeLeaf::with_latency(Duration::from_millis(20)))
-    }
+    use crate::testing::{FakeStates, event, slow_leaf};
 
     #[tokio::test(start_paused = true)]
     async fn one_grower_is_judged_by_status_and_newest_event() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let verifier = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()));
         let d = Deadline::after(Duration::from_secs(5));
         let ok = leaf.grower(Some("OK"));
@@ -164,7 +153,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_check_is_one_round_trip() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let verifier = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()));
         let d = Deadline::after(Duration::from_secs(5));
         let started = tokio::time::Instant::now();
@@ -178,7 +167,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failed_events_matter_only_for_an_ok_status() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let verifier = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()));
         let d = Deadline::after(Duration::from_secs(5));
         let invalid = leaf.grower(Some("INVALID"));

@@ -200,32 +200,11 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::domain::model::CredentialEvent;
-    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, FakeStates};
-
-    fn settings(concurrency: usize) -> RunSettings {
-        RunSettings {
-            run_id: "run-1".into(),
-            concurrency,
-            check_budget: Duration::from_secs(5),
-            deadline: Deadline::after(Duration::from_secs(3600)),
-        }
-    }
-
-    fn event(code: i64) -> CredentialEvent {
-        CredentialEvent {
-            status_code: Some(code),
-            created_date: Some("2026-01-02T00:00:00Z".into()),
-        }
-    }
-
-    fn leaf() -> Arc<FakeLeaf> {
-        Arc::new(FakeLeaf::with_latency(Duration::from_millis(20)))
-    }
+    use crate::testing::{FakeDirectory, FakeRepairQueue, FakeStates, event, run_settings, slow_leaf};
 
     #[tokio::test(start_paused = true)]
     async fn a_run_counts_every_kind_and_queues_repairs() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let healthy: Vec<Uuid> = (0..5).map(|_| leaf.grower(Some("OK"))).collect();
         let invalid = leaf.grower(Some("INVALID"));
         let expired = leaf.grower(Some("EXPIRED"));
@@ -254,7 +233,7 @@ mod tests {
             .run(
                 &FakeDirectory::of(all),
                 Some(&queue),
-                &settings(4),
+                &run_settings(4),
                 &mut Vec::new(),
             )
             .await
@@ -319,7 +298,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrency_is_bounded_and_repairs_go_ten_at_a_time() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let growers: Vec<Uuid> = (0..1000)
             .map(|i| leaf.grower(if i % 4 == 0 { None } else { Some("OK") }))
             .collect();
@@ -328,7 +307,7 @@ mod tests {
             .run(
                 &FakeDirectory::of(growers),
                 Some(&queue),
-                &settings(16),
+                &run_settings(16),
                 &mut Vec::new(),
             )
             .await
@@ -348,10 +327,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn without_a_queue_nothing_is_queued() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let growers = vec![leaf.grower(None), leaf.grower(Some("INVALID"))];
         let summary = Verifier::new(leaf, Arc::new(FakeStates::default()))
-            .run(&FakeDirectory::of(growers), None, &settings(2), &mut Vec::new())
+            .run(
+                &FakeDirectory::of(growers),
+                None,
+                &run_settings(2),
+                &mut Vec::new(),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -367,11 +351,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn growers_left_when_time_runs_out_are_errors() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let growers: Vec<Uuid> = (0..10).map(|_| leaf.grower(Some("OK"))).collect();
         let settings = RunSettings {
             deadline: Deadline::after(Duration::ZERO),
-            ..settings(2)
+            ..run_settings(2)
         };
         let summary = Verifier::new(leaf, Arc::new(FakeStates::default()))
             .run(&FakeDirectory::of(growers), None, &settings, &mut Vec::new())

@@ -122,33 +122,18 @@ pub(super) async fn send_repairs(
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
-    use std::time::Duration;
 
     use async_trait::async_trait;
 
     use super::*;
     use crate::domain::error::{Service, UpstreamError, UpstreamKind};
     use crate::domain::ports::GrowerPage;
-    use crate::domain::time::Deadline;
-    use crate::domain::verify::{RunSettings, Verifier};
-    use crate::testing::{FakeDirectory, FakeLeaf, FakeRepairQueue, FakeStates};
-
-    fn settings(concurrency: usize) -> RunSettings {
-        RunSettings {
-            run_id: "run-1".into(),
-            concurrency,
-            check_budget: Duration::from_secs(5),
-            deadline: Deadline::after(Duration::from_secs(3600)),
-        }
-    }
-
-    fn leaf() -> Arc<FakeLeaf> {
-        Arc::new(FakeLeaf::with_latency(Duration::from_millis(20)))
-    }
+    use crate::domain::verify::Verifier;
+    use crate::testing::{FakeDirectory, FakeRepairQueue, FakeStates, run_settings, slow_leaf};
 
     #[tokio::test(start_paused = true)]
     async fn a_broken_queue_is_counted_and_not_called_again() {
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let growers: Vec<Uuid> = (0..30).map(|_| leaf.grower(None)).collect();
         let queue = FakeRepairQueue::default();
         *queue.fail.lock().unwrap() = Some(ConnectorError::Configuration("SQS: AccessDenied".into()));
@@ -156,7 +141,7 @@ mod tests {
             .run(
                 &FakeDirectory::of(growers),
                 Some(&queue),
-                &settings(30),
+                &run_settings(30),
                 &mut Vec::new(),
             )
             .await
@@ -188,8 +173,8 @@ mod tests {
                 .into())
             }
         }
-        let err = Verifier::new(leaf(), Arc::new(FakeStates::default()))
-            .run(&Down, None, &settings(1), &mut Vec::new())
+        let err = Verifier::new(slow_leaf(), Arc::new(FakeStates::default()))
+            .run(&Down, None, &run_settings(1), &mut Vec::new())
             .await
             .unwrap_err();
         assert!(err.is_retryable());
@@ -198,7 +183,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn what_people_did_is_left_alone_and_misnamed_secrets_are_errors() {
         use crate::domain::model::GrowerState;
-        let leaf = leaf();
+        let leaf = slow_leaf();
         let disconnected = leaf.grower(Some("INVALID"));
         let rejected = leaf.grower(None);
         let rejected_then_changed = leaf.grower(None);
@@ -221,7 +206,7 @@ mod tests {
         };
         let queue = FakeRepairQueue::default();
         let summary = Verifier::new(leaf.clone(), Arc::new(FakeStates::default()))
-            .run(&directory, Some(&queue), &settings(4), &mut Vec::new())
+            .run(&directory, Some(&queue), &run_settings(4), &mut Vec::new())
             .await
             .unwrap();
         assert_eq!(

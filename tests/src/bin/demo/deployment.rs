@@ -4,11 +4,13 @@
 //! queue's trigger would make; every response is kept for the leak check at the end.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName as Attr};
-use serde_json::{Value, json};
-use testbed::bed::{Bed, Running, api_response, batch_failures, connect_api_event, disconnect_api_event};
+use aws_sdk_sqs::types::Message;
+use serde_json::Value;
+use testbed::bed::{
+    Bed, Running, api_response, batch_failures, connect_api_event, disconnect_api_event, verify_api_event,
+};
+use testbed::queue::sqs_event_of;
 use testbed::{Invocation, Route, load_event, moto};
 
 /// What the leak check looked at.
@@ -103,8 +105,7 @@ impl Deployment {
     /// The repairs waiting in the connect queue, received and deleted: `expected` of them, or
     /// whatever arrived in half a second when there should be none.
     pub async fn queued(&self, expected: usize) -> Vec<Message> {
-        let wait = Duration::from_millis(if expected == 0 { 500 } else { 10_000 });
-        moto::drain_queue(&self.queue, expected, wait).await
+        testbed::queue::queued(&self.queue, expected).await
     }
 
     /// Hands `messages` to connect as the queue's trigger would: batches of up to 10 records
@@ -173,36 +174,6 @@ fn about(line: &Value, id: &str) -> bool {
         || line["spans"]
             .as_array()
             .is_some_and(|spans| spans.iter().any(|span| span["leafUserId"] == id))
-}
-
-/// `GET /connections/{id}` from `events/verify-api.json`.
-fn verify_api_event(id: &str) -> Value {
-    let mut event = load_event("verify-api.json");
-    event["rawPath"] = json!(format!("/connections/{id}"));
-    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
-    event["pathParameters"] = json!({"leafUserId": id});
-    event
-}
-
-/// Messages received from the queue as the SQS event connect gets (the shape of
-/// `events/connect-sqs.json`).
-fn sqs_event_of(messages: &[Message]) -> Value {
-    let template = load_event("connect-sqs.json")["Records"][0].clone();
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            let attribute = |name: Attr| m.attributes().and_then(|a| a.get(&name)).cloned();
-            let mut record = template.clone();
-            record["messageId"] = json!(m.message_id());
-            record["receiptHandle"] = json!(m.receipt_handle());
-            record["body"] = json!(m.body());
-            record["md5OfBody"] = json!(m.md5_of_body());
-            record["attributes"]["MessageGroupId"] = json!(attribute(Attr::MessageGroupId));
-            record["attributes"]["MessageDeduplicationId"] = json!(attribute(Attr::MessageDeduplicationId));
-            record
-        })
-        .collect();
-    json!({ "Records": records })
 }
 
 /// The body of a repair message: `leafUserId` and `reason`.

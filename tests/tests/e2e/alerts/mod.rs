@@ -14,14 +14,11 @@ mod logins;
 mod repair;
 mod webhook;
 
-use std::time::Duration;
-
 use aws_sdk_sqs::types::Message;
 use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
 use serde_json::Value;
 use testbed::alerts::{alert_event, secret_event, sign, store_webhook_secret};
 use testbed::bed::{Bed, Grower, Running, api_response, batch_failures, connect_api_event};
-use testbed::moto;
 use testbed::queue::{connect_queue, sqs_event_of};
 use testbed::secret_state;
 
@@ -109,12 +106,7 @@ impl World {
     /// The messages waiting in the connect queue (received and deleted): `expected` of them, or
     /// whatever arrived when there should be none.
     async fn queued(&self, expected: usize) -> Vec<Message> {
-        let wait = if expected == 0 {
-            Duration::from_millis(500)
-        } else {
-            Duration::from_secs(10)
-        };
-        moto::drain_queue(&self.queue, expected, wait).await
+        testbed::queue::queued(&self.queue, expected).await
     }
 
     /// Hands `messages` to connect as its SQS trigger would; the batch item failures.

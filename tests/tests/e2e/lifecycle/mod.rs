@@ -18,17 +18,15 @@ mod health;
 mod login;
 mod replacement;
 
-use std::time::Duration;
-
 use aws_sdk_sqs::types::Message;
 use serde_json::{Value, json};
 use testbed::bed::{
     Bed, Running, api_response, batch_failures, connect_api_event, disconnect_api_event, sqs_event,
     verify_api_event,
 };
+use testbed::load_event;
 use testbed::queue::{connect_queue, sqs_event_of};
 use testbed::secret_state::{self, Described};
-use testbed::{load_event, moto};
 
 /// Both functions of one deployment and the queue between them.
 struct World {
@@ -61,12 +59,7 @@ impl World {
     /// The repairs waiting in the connect queue (received and deleted): `expected` of them, or
     /// whatever arrived when there should be none.
     async fn queued(&self, expected: usize) -> Vec<Message> {
-        let wait = if expected == 0 {
-            Duration::from_millis(500)
-        } else {
-            Duration::from_secs(10)
-        };
-        moto::drain_queue(&self.queue, expected, wait).await
+        testbed::queue::queued(&self.queue, expected).await
     }
 
     /// Hands `messages` to connect as its SQS trigger would; the batch item failures. An empty
