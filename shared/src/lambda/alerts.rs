@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::api::{self, Response};
+use super::api::{self, BodyError, Response};
 use super::failure::log_failure;
 use crate::adapters::metrics::MetricSet;
 use crate::adapters::secrets::WebhookSecret;
@@ -63,10 +63,9 @@ pub(crate) async fn handle(
         )
     };
     let body = match api::body_bytes_within(request, MAX_ALERT_BYTES) {
-        Ok(body) if body.len() <= MAX_ALERT_BYTES => body,
-        Ok(_) => return too_large(),
-        Err(bad) if bad.0.contains("larger") => return too_large(),
-        Err(bad) => return api::invalid_request(request_id, &bad),
+        Ok(body) => body,
+        Err(BodyError::TooLarge(_)) => return too_large(),
+        Err(e) => return api::invalid_request(request_id, &e.into()),
     };
     let secret = match app.secret.webhook_secret().await {
         Ok(secret) => secret,

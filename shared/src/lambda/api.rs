@@ -59,33 +59,52 @@ pub(crate) fn route(request: &ApiGatewayV2httpRequest) -> Route {
     }
 }
 
+/// Why a request body could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Larger than this many bytes, before or after base64 decoding.
+    TooLarge(usize),
+    /// Marked base64, but not valid base64.
+    NotBase64,
+}
+
+impl From<BodyError> for BadRequest {
+    fn from(e: BodyError) -> Self {
+        BadRequest(match e {
+            BodyError::TooLarge(limit) => format!("the body is larger than {} KiB", limit / 1024),
+            BodyError::NotBase64 => "the body is marked base64 but is not valid base64".into(),
+        })
+    }
+}
+
 /// The request body as bytes, decoded from base64 when API Gateway encoded it.
 pub(crate) fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, BadRequest> {
-    body_bytes_within(request, MAX_BODY_BYTES)
+    Ok(body_bytes_within(request, MAX_BODY_BYTES)?)
 }
 
 /// The request body as bytes, refused when larger than `limit` (before or after decoding).
 pub(crate) fn body_bytes_within(
     request: &ApiGatewayV2httpRequest,
     limit: usize,
-) -> Result<Vec<u8>, BadRequest> {
+) -> Result<Vec<u8>, BodyError> {
     let Some(body) = request.body.as_deref() else {
         return Ok(Vec::new());
     };
     // Base64 is 4/3 of the raw size: refuse early without decoding something huge.
     if body.len() > limit * 4 / 3 + 4 {
-        return Err(BadRequest(format!(
-            "the body is larger than {} KiB",
-            limit / 1024
-        )));
+        return Err(BodyError::TooLarge(limit));
     }
-    if request.is_base64_encoded {
+    let bytes = if request.is_base64_encoded {
         base64::engine::general_purpose::STANDARD
             .decode(body)
-            .map_err(|_| BadRequest("the body is marked base64 but is not valid base64".into()))
+            .map_err(|_| BodyError::NotBase64)?
     } else {
-        Ok(body.as_bytes().to_vec())
+        body.as_bytes().to_vec()
+    };
+    if bytes.len() > limit {
+        return Err(BodyError::TooLarge(limit));
     }
+    Ok(bytes)
 }
 
 /// A payload 2.0 response, as API Gateway reads it.
@@ -203,6 +222,28 @@ mod tests {
         assert_eq!(body_bytes(&r).unwrap(), b"{\"a\":1}");
         r.body = Some("***".into());
         assert!(body_bytes(&r).is_err());
+    }
+
+    #[test]
+    fn the_limit_holds_before_and_after_decoding() {
+        let mut r = request("POST /leaf/alerts", "POST", "/leaf/alerts");
+        r.body = Some("x".repeat(101));
+        assert_eq!(
+            body_bytes_within(&r, 100),
+            Err(BodyError::TooLarge(100)),
+            "plain, just over"
+        );
+        r.body = Some(base64::engine::general_purpose::STANDARD.encode([b'x'; 101]));
+        r.is_base64_encoded = true;
+        assert_eq!(
+            body_bytes_within(&r, 100),
+            Err(BodyError::TooLarge(100)),
+            "decoded, just over"
+        );
+        r.body = Some(base64::engine::general_purpose::STANDARD.encode([b'x'; 100]));
+        assert_eq!(body_bytes_within(&r, 100).map(|b| b.len()), Ok(100));
+        r.body = Some("***".into());
+        assert_eq!(body_bytes_within(&r, 100), Err(BodyError::NotBase64));
     }
 
     #[test]
