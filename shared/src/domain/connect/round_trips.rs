@@ -100,11 +100,7 @@ struct World {
 
 /// A Leaf user with a stored login, no credentials, and no state recorded yet.
 fn world() -> World {
-    let (logins, states) = (Arc::new(FakeLogins::default()), Arc::new(FakeStates::default()));
-    let (stara, leaf) = (Arc::new(FakeStara::default()), Arc::new(FakeLeaf::default()));
-    let user = Uuid::new_v4();
-    logins.logins.lock().unwrap().insert(user, "pw".into());
-    leaf.users.lock().unwrap().insert(user);
+    let (logins, states, stara, leaf, user) = super::tests::fakes();
     let lookups = Arc::new(AtomicUsize::new(0));
     let connector = Connector::new(
         Arc::new(Slow(logins.clone())),

@@ -15,13 +15,28 @@ struct World {
     user: Uuid,
 }
 
-/// A Leaf user with a stored Stara login and no credentials yet.
-fn world() -> World {
+/// The fakes behind a connector, and a Leaf user with a stored Stara login (`pw`), no
+/// credentials and no state recorded yet.
+pub(super) type Fakes = (
+    Arc<FakeLogins>,
+    Arc<FakeStates>,
+    Arc<FakeStara>,
+    Arc<FakeLeaf>,
+    Uuid,
+);
+
+pub(super) fn fakes() -> Fakes {
     let (logins, states) = (Arc::new(FakeLogins::default()), Arc::new(FakeStates::default()));
     let (stara, leaf) = (Arc::new(FakeStara::default()), Arc::new(FakeLeaf::default()));
     let user = Uuid::new_v4();
     logins.logins.lock().unwrap().insert(user, "pw".into());
     leaf.users.lock().unwrap().insert(user);
+    (logins, states, stara, leaf, user)
+}
+
+/// A Leaf user with a stored Stara login and no credentials yet.
+fn world() -> World {
+    let (logins, states, stara, leaf, user) = fakes();
     let timeout = Duration::from_secs(2);
     let connector = Connector::new(
         logins.clone(),
