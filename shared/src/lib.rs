@@ -17,9 +17,10 @@ mod lambda;
 mod testing;
 
 pub use lambda::app::Clients;
-pub use lambda::config::{ConfigError, VerifyConfig};
+pub use lambda::config::ConfigError;
 pub use lambda::connect_handler::{ConnectApp, handle as handle_connect};
 pub use lambda::logging::init as init_logging;
+pub use lambda::verify_config::VerifyConfig;
 pub use lambda::verify_handler::{VerifyApp, handle as handle_verify};
 
 /// The fuzz target's entry (`fuzz/`): built only with the `fuzzing` feature, which no

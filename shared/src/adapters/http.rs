@@ -10,6 +10,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error_chain;
+use super::rate_limit::{Pacer, RateLimiter};
 use super::retry;
 use crate::domain::error::{Service, UpstreamError, UpstreamKind};
 use crate::domain::time::{Deadline, record_upstream};
@@ -87,7 +88,7 @@ impl std::fmt::Debug for Reply {
 pub(crate) enum AttemptError {
     /// No answer within the attempt's timeout.
     Timeout,
-    /// The connection could not be made: the request was certainly not processed.
+    /// The request was certainly not processed: no connection, or no slot from the rate limiter.
     Connect(String),
     /// The connection broke after the request may have been sent (reset, truncated body).
     Transport(String),
@@ -136,12 +137,8 @@ impl Failure {
             Failure::Status(s) if s >= 500 => (UpstreamKind::BadGateway, format!("HTTP {s}")),
             Failure::Status(s) => (UpstreamKind::Rejected, format!("HTTP {s}")),
         };
-        UpstreamError::new(
-            service,
-            operation,
-            kind,
-            format!("{detail} after {attempts} attempt(s)"),
-        )
+        let detail = format!("{detail} after {attempts} attempt(s)");
+        UpstreamError::new(service, operation, kind, detail)
     }
 }
 
@@ -149,13 +146,25 @@ impl Failure {
 pub(crate) struct HttpClient {
     inner: reqwest::Client,
     settings: HttpSettings,
+    /// Paces every attempt of this client (Leaf's only): see `rate_limit`.
+    limiter: Pacer,
 }
 
 impl HttpClient {
     pub(crate) fn new(settings: HttpSettings) -> Self {
         // No redirects, the trusted roots, timeouts: see `reqwest_client`.
         let inner = super::tls_roots::reqwest_client(&settings);
-        Self { inner, settings }
+        Self {
+            inner,
+            settings,
+            limiter: Pacer::default(),
+        }
+    }
+
+    /// This client (same connection pool) with every attempt, retries included, paced by `limiter`.
+    pub(crate) fn with_limiter(self, limiter: std::sync::Arc<RateLimiter>) -> Self {
+        let limiter = Pacer(Some(limiter));
+        Self { limiter, ..self }
     }
 
     /// One attempt, no retry, bounded by the per-request timeout and the deadline.
@@ -192,6 +201,7 @@ impl HttpClient {
         redact_url: bool,
         deadline: &Deadline,
     ) -> Result<Reply, AttemptError> {
+        let ticket = self.limiter.acquire(deadline.remaining()).await?;
         let timeout = self.settings.request_timeout.min(deadline.remaining());
         if timeout.is_zero() {
             return Err(AttemptError::Timeout);
@@ -227,6 +237,7 @@ impl HttpClient {
         record_upstream(elapsed);
         match &result {
             Ok(reply) => {
+                self.limiter.observe(ticket, reply);
                 tracing::debug!(service = %service, operation, status = reply.status,
                     elapsedMs = elapsed.as_millis() as u64, "upstream answered")
             }
@@ -335,25 +346,18 @@ mod tests {
 
     #[test]
     fn failures_map_to_the_right_kind() {
+        use UpstreamKind::{BadGateway, Rejected, Timeout, Unavailable};
         let kind = |f: Failure| f.into_error(Service::Leaf, "GET /x", 3).kind;
-        assert_eq!(
-            kind(Failure::NoAnswer(AttemptError::Timeout)),
-            UpstreamKind::Timeout
-        );
-        assert_eq!(
-            kind(Failure::NoAnswer(AttemptError::Connect("x".into()))),
-            UpstreamKind::Unavailable
-        );
-        assert_eq!(
-            kind(Failure::NoAnswer(AttemptError::Transport("x".into()))),
-            UpstreamKind::Unavailable
-        );
-        assert_eq!(kind(Failure::Status(429)), UpstreamKind::Unavailable);
-        assert_eq!(kind(Failure::Status(503)), UpstreamKind::Unavailable);
-        assert_eq!(kind(Failure::Status(502)), UpstreamKind::BadGateway);
-        assert_eq!(kind(Failure::Status(500)), UpstreamKind::BadGateway);
-        assert_eq!(kind(Failure::Status(504)), UpstreamKind::Timeout);
-        assert_eq!(kind(Failure::Status(403)), UpstreamKind::Rejected);
+        let no_answer = |e| kind(Failure::NoAnswer(e));
+        assert_eq!(no_answer(AttemptError::Timeout), Timeout);
+        assert_eq!(no_answer(AttemptError::Connect("x".into())), Unavailable);
+        assert_eq!(no_answer(AttemptError::Transport("x".into())), Unavailable);
+        assert_eq!(kind(Failure::Status(429)), Unavailable);
+        assert_eq!(kind(Failure::Status(503)), Unavailable);
+        assert_eq!(kind(Failure::Status(502)), BadGateway);
+        assert_eq!(kind(Failure::Status(500)), BadGateway);
+        assert_eq!(kind(Failure::Status(504)), Timeout);
+        assert_eq!(kind(Failure::Status(403)), Rejected);
     }
 
     #[test]
@@ -389,9 +393,7 @@ mod tests {
             body: br#"{"accessToken":"tok-123"}"#.to_vec(),
         };
         let text = format!("{reply:?}");
-        assert!(
-            !text.contains("tok-123") && text.contains("25 bytes redacted"),
-            "{text}"
-        );
+        assert!(!text.contains("tok-123"), "{text}");
+        assert!(text.contains("25 bytes redacted"), "{text}");
     }
 }

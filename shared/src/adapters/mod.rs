@@ -7,12 +7,14 @@ pub(crate) mod http;
 pub(crate) mod leaf;
 pub(crate) mod leaf_webhooks;
 pub(crate) mod metrics;
+pub(crate) mod rate_limit;
 pub(crate) mod repair_queue;
 pub(crate) mod retry;
 pub(crate) mod secret_cache;
 pub(crate) mod secrets;
 pub(crate) mod stara;
 pub(crate) mod tls_roots;
+pub(crate) mod verify_queue;
 
 /// An error with all its causes, `: `-separated. For errors of transports and SDKs, whose texts
 /// name hosts, paths and codes, never request or response bodies.

@@ -75,7 +75,7 @@ impl BatchSink for SqsSink {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(send_error)?;
+            .map_err(|e| send_error("CONNECT_QUEUE_URL", e))?;
         Ok(output
             .failed()
             .iter()
@@ -88,7 +88,9 @@ impl BatchSink for SqsSink {
     }
 }
 
-fn send_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> ConnectorError {
+/// A failed SendMessageBatch to the queue `variable` names: a configuration error when the
+/// queue is missing or forbidden, else a transient one.
+pub(super) fn send_error<E: ProvideErrorMetadata, R>(variable: &str, e: SdkError<E, R>) -> ConnectorError {
     let code = e.code().unwrap_or("no answer").to_owned();
     match code.as_str() {
         "AccessDenied"
@@ -96,7 +98,7 @@ fn send_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> ConnectorError {
         | "AWS.SimpleQueueService.NonExistentQueue"
         | "QueueDoesNotExist"
         | "InvalidAddress" => {
-            ConnectorError::Configuration(format!("SQS {SEND_BATCH} to CONNECT_QUEUE_URL: {code}"))
+            ConnectorError::Configuration(format!("SQS {SEND_BATCH} to {variable}: {code}"))
         }
         _ if matches!(e, SdkError::TimeoutError(_)) => UpstreamError::new(
             Service::Sqs,

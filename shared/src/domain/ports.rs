@@ -11,6 +11,7 @@ use super::model::{
     ConnectRequest, Created, CredentialEvent, GrowerState, LeafCredentials, Mark, StaraLogin, StaraTokens,
 };
 use super::time::Deadline;
+use super::verify::VerifyMessage;
 
 /// Reads the grower's Stara login.
 #[async_trait]
@@ -112,6 +113,16 @@ pub(crate) trait RepairQueue: Send + Sync {
     /// queue refused are logged and not counted; `Err` when a whole call failed, and then
     /// nothing after it was sent (callers wanting an exact count send ten at a time).
     async fn enqueue(&self, run_id: &str, repairs: &[ConnectRequest]) -> Result<usize, ConnectorError>;
+}
+
+/// The most messages one [`VerifyQueue::send`] call should be given (SendMessageBatch takes ten).
+pub(crate) const VERIFY_MESSAGES_PER_CALL: usize = 10;
+
+/// Where a fanned-out verify run puts its work: the verify queue (`VERIFY_QUEUE_URL`).
+#[async_trait]
+pub(crate) trait VerifyQueue: Send + Sync {
+    /// Sends every message, or fails: `Err` means some of them may not have been sent.
+    async fn send(&self, messages: &[VerifyMessage]) -> Result<(), ConnectorError>;
 }
 
 /// Where the upstream time of each check of a verify run goes (EMF metrics in production).

@@ -6,20 +6,24 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use super::config::{Config, ConfigError, VerifyConfig};
+use super::config::{Config, ConfigError};
 use super::connect_handler::ConnectApp;
+use super::verify_config::VerifyConfig;
 use super::verify_handler::VerifyApp;
 use crate::adapters::directory::SecretsManagerDirectory;
 use crate::adapters::grower_state::SecretsManagerStates;
 use crate::adapters::http::HttpClient;
 use crate::adapters::leaf::LeafClient;
+use crate::adapters::rate_limit::RateLimiter;
 use crate::adapters::repair_queue::SqsRepairQueue;
 use crate::adapters::secret_cache::SecretsManagerSource;
 use crate::adapters::secrets::Secrets;
 use crate::adapters::stara::StaraClient;
 use crate::adapters::tls_roots;
+use crate::adapters::verify_queue::SqsVerifyQueue;
 use crate::domain::connect::Connector;
-use crate::domain::ports::RepairQueue;
+use crate::domain::error::Service;
+use crate::domain::ports::{RepairQueue, VerifyQueue};
 use crate::domain::verify::Verifier;
 
 /// Everything a function talks to, built once in `main` and shared by every invocation.
@@ -67,8 +71,10 @@ impl Clients {
         );
         let http = HttpClient::new(config.http.clone());
         let stara = Arc::new(StaraClient::new(http.clone(), config.stara_base_url.clone()));
+        // Only Leaf's calls are paced (LEAF_MAX_RPS) and paused by Leaf's 429s; one limiter per process.
+        let limiter = RateLimiter::new(Service::Leaf, config.leaf_max_rps, &config.http);
         let leaf = Arc::new(LeafClient::new(
-            http.clone(),
+            http.clone().with_limiter(Arc::new(limiter)),
             config.leaf_base_url.clone(),
             secrets.clone(),
         ));
@@ -125,6 +131,10 @@ impl Clients {
             (Some(_), true) => {}
         }
         let directory = Arc::new(directory);
+        let verify_queue = verify.verify_queue_url.as_ref().map(|url| {
+            let client = aws_sdk_sqs::Client::new(&self.aws);
+            Arc::new(SqsVerifyQueue::new(client, url)) as Arc<dyn VerifyQueue>
+        });
         VerifyApp {
             verifier: Verifier::new(self.leaf.clone(), self.states()),
             directory: directory.clone(),
@@ -134,6 +144,7 @@ impl Clients {
             answers: self.http.clone(),
             grower_prefix: self.config.stara_secret_prefix.clone(),
             repairs,
+            verify_queue,
             budget: self.config.http.budget,
             concurrency: verify.concurrency,
         }

@@ -34,6 +34,9 @@ pub(crate) struct Config {
     pub(crate) http: HttpSettings,
     /// How many distinct growers of one SQS batch are connected at the same time.
     pub(crate) batch_concurrency: usize,
+    /// Leaf HTTP requests per second of this process, every attempt counted (`LEAF_MAX_RPS`);
+    /// `None`: no limit, but a 429 still pauses every Leaf call (`adapters::rate_limit`).
+    pub(crate) leaf_max_rps: Option<u32>,
 }
 
 impl Config {
@@ -87,73 +90,16 @@ impl Config {
             http,
             // 10 is the largest batch a FIFO queue delivers: a full batch runs in one wave.
             batch_concurrency: number(&get, "BATCH_CONCURRENCY", 10u32, 1, 100)? as usize,
+            // Checked only when set: unset (or empty) means no limit.
+            leaf_max_rps: match get("LEAF_MAX_RPS") {
+                Some(_) => Some(number(&get, "LEAF_MAX_RPS", 0, 1, 100_000)?),
+                None => None,
+            },
         })
     }
 }
 
-/// What only the verify function reads.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyConfig {
-    /// Growers checked at the same time in a scheduled run.
-    pub(crate) concurrency: usize,
-    /// The connect function's FIFO queue; without it, nothing is repaired.
-    pub(crate) connect_queue_url: Option<String>,
-    /// Whether broken and missing connections are sent to connect for repair.
-    pub(crate) auto_repair: bool,
-}
-
-impl VerifyConfig {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let connect_queue_url = match get("CONNECT_QUEUE_URL") {
-            Some(url) => Some(queue_url(url)?),
-            None => None,
-        };
-        Ok(Self {
-            concurrency: number(&get, "VERIFY_CONCURRENCY", 16, 1, 256)? as usize,
-            connect_queue_url,
-            auto_repair: switch(&get, "AUTO_REPAIR", true)?,
-        })
-    }
-
-    /// Where repairs go, when repairing is on and there is somewhere to send them.
-    pub(crate) fn repair_queue_url(&self) -> Option<&str> {
-        self.connect_queue_url.as_deref().filter(|_| self.auto_repair)
-    }
-}
-
-fn queue_url(value: String) -> Result<String, ConfigError> {
-    let variable = "CONNECT_QUEUE_URL";
-    let url = reqwest::Url::parse(&value).map_err(|e| ConfigError {
-        variable,
-        problem: format!("not a URL ({e})"),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError {
-            variable,
-            problem: "must be the queue's http(s) URL, not its name or ARN".into(),
-        });
-    }
-    // Deduplication ids and message groups exist only on FIFO queues.
-    if !url.path().ends_with(".fifo") {
-        return Err(ConfigError {
-            variable,
-            problem: "must be a FIFO queue (its name ends in .fifo)".into(),
-        });
-    }
-    Ok(value)
-}
-
-fn switch(
+pub(super) fn switch(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
     default: bool,
@@ -233,7 +179,7 @@ fn millis(
     number(get, variable, default_ms, 1, 900_000).map(|ms| Duration::from_millis(u64::from(ms)))
 }
 
-fn number(
+pub(super) fn number(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
     default: u32,
@@ -271,6 +217,7 @@ mod tests {
         assert_eq!(c.secret_cache_ttl, Duration::from_secs(300));
         assert_eq!(c.http, HttpSettings::default());
         assert_eq!(c.http.roots, TlsRoots::Bundled);
+        assert_eq!(c.leaf_max_rps, None, "no Leaf rate limit unless asked for");
         let system = config(&[("LEAF_SECRET_ID", "s"), ("TLS_ROOTS", "System")]).unwrap();
         assert_eq!(system.http.roots, TlsRoots::System);
     }
@@ -295,10 +242,27 @@ mod tests {
             ("SECRET_CACHE_TTL_SECS", "-1"),
             ("BATCH_CONCURRENCY", "1000"),
             ("TLS_ROOTS", "native"),
+            ("LEAF_MAX_RPS", "0"),
+            ("LEAF_MAX_RPS", "100001"),
+            ("LEAF_MAX_RPS", "2.5"),
+            ("LEAF_MAX_RPS", "-1"),
         ];
         for (variable, value) in cases {
             let err = config(&[("LEAF_SECRET_ID", "s"), (variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn leaf_max_rps_is_a_whole_number_or_nothing() {
+        for (value, expected) in [
+            ("", None),
+            (" 7 ", Some(7)),
+            ("1", Some(1)),
+            ("100000", Some(100_000)),
+        ] {
+            let c = config(&[("LEAF_SECRET_ID", "s"), ("LEAF_MAX_RPS", value)]).unwrap();
+            assert_eq!(c.leaf_max_rps, expected, "{value:?}");
         }
     }
 
@@ -317,55 +281,6 @@ mod tests {
     fn trailing_slashes_are_trimmed() {
         let c = config(&[("LEAF_SECRET_ID", "s"), ("LEAF_BASE_URL", "http://127.0.0.1:9/")]).unwrap();
         assert_eq!(c.leaf_base_url, "http://127.0.0.1:9");
-    }
-
-    fn verify_config(vars: &[(&str, &str)]) -> Result<VerifyConfig, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        VerifyConfig::from_lookup(|k| map.get(k).cloned())
-    }
-
-    #[test]
-    fn verify_defaults_repair_nowhere_until_a_queue_is_given() {
-        let c = verify_config(&[]).unwrap();
-        assert_eq!(
-            c,
-            VerifyConfig {
-                concurrency: 16,
-                connect_queue_url: None,
-                auto_repair: true
-            }
-        );
-        assert_eq!(c.repair_queue_url(), None);
-        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/stara-connect-requests.fifo";
-        let c = verify_config(&[("CONNECT_QUEUE_URL", url), ("VERIFY_CONCURRENCY", "256")]).unwrap();
-        assert_eq!((c.repair_queue_url(), c.concurrency), (Some(url), 256));
-        for off in ["false", "0", "off", "OFF", " Off "] {
-            let c = verify_config(&[("CONNECT_QUEUE_URL", url), ("AUTO_REPAIR", off)]).unwrap();
-            assert_eq!(c.repair_queue_url(), None, "{off}");
-        }
-        for on in ["true", "1", "on", "TRUE"] {
-            assert!(verify_config(&[("AUTO_REPAIR", on)]).unwrap().auto_repair, "{on}");
-        }
-    }
-
-    #[test]
-    fn bad_verify_values_name_their_variable() {
-        let cases = [
-            ("VERIFY_CONCURRENCY", "0"),
-            ("VERIFY_CONCURRENCY", "257"),
-            ("VERIFY_CONCURRENCY", "many"),
-            ("AUTO_REPAIR", "yes please"),
-            ("CONNECT_QUEUE_URL", "stara-connect-requests.fifo"),
-            ("CONNECT_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:q.fifo"),
-            (
-                "CONNECT_QUEUE_URL",
-                "https://sqs.us-east-1.amazonaws.com/123456789012/standard-queue",
-            ),
-        ];
-        for (variable, value) in cases {
-            let err = verify_config(&[(variable, value)]).unwrap_err();
-            assert_eq!(err.variable, variable, "{value}");
-        }
     }
 
     #[test]

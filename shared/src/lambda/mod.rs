@@ -14,4 +14,7 @@ pub(crate) mod logging;
 pub(crate) mod request;
 pub(crate) mod secret_events;
 pub(crate) mod trigger;
+pub(crate) mod verify_batch;
+pub(crate) mod verify_config;
 pub(crate) mod verify_handler;
+pub(crate) mod verify_run;

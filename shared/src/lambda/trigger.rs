@@ -220,6 +220,9 @@ mod tests {
     fn sample_events_are_recognised() {
         assert!(matches!(classify(fixture("connect-api.json")), Trigger::Api(_)));
         assert!(matches!(classify(fixture("connect-sqs.json")), Trigger::Sqs(_)));
+        for name in ["verify-sqs-check.json", "verify-sqs-list.json"] {
+            assert!(matches!(classify(fixture(name)), Trigger::Sqs(_)), "{name}");
+        }
         assert!(matches!(classify(fixture("verify-api.json")), Trigger::Api(_)));
         for name in ["verify-leaf-alert.json", "verify-leaf-alert-confirmation.json"] {
             match classify(fixture(name)) {

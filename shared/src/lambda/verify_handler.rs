@@ -1,14 +1,15 @@
-//! The verify function's handler: `GET /connections/{leafUserId}` and scheduled runs in,
-//! the verify workflow, responses and run summaries out.
+//! The verify function's handler: dispatches each event, and answers
+//! `GET /connections/{leafUserId}`. Scheduled runs are in `verify_run`, the verify queue's
+//! batches in `verify_batch`.
 //!
 //! Responses carry Leaf's status, ids and dates, never a token, and never an event's `body`
 //! or `headers`: those are raw provider HTTP logs with the grower's tokens in them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -17,20 +18,15 @@ use super::api::{self, Response, Route};
 use super::failure::{log_failure, unsupported_event};
 use super::invocation::invocation_deadline;
 use super::request;
-use super::trigger::{self, Schedule, Trigger};
-use super::{custom_resource, secret_events};
+use super::trigger::{self, Trigger};
+use super::{custom_resource, secret_events, verify_batch, verify_run};
 use crate::adapters::http::HttpClient;
 use crate::adapters::leaf_webhooks::LeafWebhooks;
-use crate::adapters::metrics::{LatencySamples, MetricSet};
+use crate::adapters::metrics::MetricSet;
 use crate::adapters::secrets::WebhookSecret;
-use crate::domain::ports::{GrowerDirectory, GrowerLookup, RepairQueue};
+use crate::domain::ports::{GrowerDirectory, GrowerLookup, RepairQueue, VerifyQueue};
 use crate::domain::time::{Deadline, measure_upstream};
-use crate::domain::verify::{ConnectionCheck, RunSettings, RunSummary, Verifier};
-
-/// The longest a Lambda function can run; a scheduled run is bounded by its own timeout.
-const LONGEST_RUN: Duration = Duration::from_secs(15 * 60);
-/// Kept back from the run's deadline to send the last repairs and write the summary.
-const FINISH_MARGIN: Duration = Duration::from_secs(3);
+use crate::domain::verify::{ConnectionCheck, Verifier};
 
 /// What the verify function needs for every invocation, built once in `main`.
 pub struct VerifyApp {
@@ -38,6 +34,8 @@ pub struct VerifyApp {
     pub(crate) directory: Arc<dyn GrowerDirectory>,
     /// `None` when repairing is off or there is no queue.
     pub(crate) repairs: Option<Arc<dyn RepairQueue>>,
+    /// The verify queue (`VERIFY_QUEUE_URL`): with it, a scheduled run is fanned out.
+    pub(crate) verify_queue: Option<Arc<dyn VerifyQueue>>,
     /// Upstream budget of one grower's check.
     pub(crate) budget: Duration,
     /// Growers checked at the same time in a run.
@@ -64,7 +62,11 @@ pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value,
                 handle_api(app, &request, deadline, &context.request_id).await,
             ))
         }
-        Trigger::Schedule(schedule) => handle_schedule(app, &schedule, &context).await,
+        Trigger::Schedule(schedule) => verify_run::handle_schedule(app, &schedule, &context).await,
+        Trigger::Sqs(batch) => Ok(
+            serde_json::to_value(verify_batch::handle_sqs(app, batch, &context).await)
+                .expect("a batch response always serialises"),
+        ),
         Trigger::SecretChange(change) => {
             let repairs = app.repairs.as_deref();
             secret_events::handle(&change, &app.grower_prefix, repairs)
@@ -83,9 +85,9 @@ pub async fn handle(app: &VerifyApp, event: LambdaEvent<Value>) -> Result<Value,
             };
             Ok(custom_resource::handle(&webhooks, *request, deadline).await)
         }
-        other @ (Trigger::Sqs(_) | Trigger::Unsupported(_)) => Err(unsupported_event(
+        other @ Trigger::Unsupported(_) => Err(unsupported_event(
             "verify",
-            "API Gateway HTTP API (2.0), scheduled, custom resource and Secrets Manager events",
+            "API Gateway HTTP API (2.0), scheduled, SQS, custom resource and Secrets Manager events",
             &other,
         )),
     }
@@ -162,85 +164,9 @@ fn check_body(leaf_user_id: &str, check: &ConnectionCheck) -> Value {
     })
 }
 
-async fn handle_schedule(
-    app: &VerifyApp,
-    schedule: &Schedule,
-    context: &Context,
-) -> Result<Value, Diagnostic> {
-    let started = Instant::now();
-    let lambda = invocation_deadline(context, LONGEST_RUN);
-    let settings = RunSettings {
-        run_id: context.request_id.clone(),
-        concurrency: app.concurrency,
-        check_budget: app.budget,
-        deadline: Deadline::after(lambda.remaining().saturating_sub(FINISH_MARGIN)),
-    };
-    let span = tracing::info_span!(
-        "verify_run",
-        runId = %settings.run_id,
-        schedule = schedule.description(),
-        eventId = schedule.event_id.as_deref(),
-        scheduledTime = schedule.time.as_deref()
-    );
-    let result = app
-        .verifier
-        .run(
-            app.directory.as_ref(),
-            app.repairs.as_deref(),
-            &settings,
-            &mut LatencySamples::new("verify"),
-        )
-        .instrument(span)
-        .await;
-    match result {
-        Ok(summary) => {
-            log_summary(&summary, started.elapsed());
-            Ok(serde_json::to_value(&summary).expect("a summary always serialises"))
-        }
-        Err(e) => {
-            tracing::error!(code = e.code(), retryable = e.is_retryable(), error = %e,
-                "verify run failed: the growers could not be listed");
-            MetricSet::new("verify").count("RunsFailed", 1).emit();
-            Err(Diagnostic {
-                error_type: e.code().into(),
-                error_message: format!("verify run failed: {}", e.public_message()),
-            })
-        }
-    }
-}
-
-fn log_summary(s: &RunSummary, elapsed: Duration) {
-    tracing::info!(
-        checked = s.checked,
-        healthy = s.healthy,
-        unhealthy = s.unhealthy,
-        missing = s.missing,
-        pending = s.pending,
-        errors = s.errors,
-        repairsQueued = s.repairs_queued,
-        repairsFailed = s.repairs_failed,
-        disconnected = s.disconnected,
-        loginRejected = s.login_rejected,
-        elapsedMs = elapsed.as_millis() as u64,
-        "verify run finished"
-    );
-    MetricSet::new("verify")
-        .count("Checked", s.checked)
-        .count("Healthy", s.healthy)
-        .count("Unhealthy", s.unhealthy)
-        .count("Missing", s.missing)
-        .count("Pending", s.pending)
-        .count("Errors", s.errors)
-        .count("RepairsQueued", s.repairs_queued)
-        .count("RepairsFailed", s.repairs_failed)
-        .count("Disconnected", s.disconnected)
-        .count("LoginRejected", s.login_rejected)
-        .millis("RunDuration", elapsed)
-        .emit();
-}
-
 #[cfg(test)]
 mod tests {
+    use lambda_runtime::Context;
     use uuid::Uuid;
 
     use super::*;
@@ -270,6 +196,7 @@ mod tests {
             answers: HttpClient::new(Default::default()),
             grower_prefix: "stara-connect/growers/".into(),
             repairs: queue.map(|q| q as Arc<dyn RepairQueue>),
+            verify_queue: None,
             budget: Duration::from_secs(5),
             concurrency: 4,
         }
@@ -376,7 +303,8 @@ mod tests {
             assert_eq!(
                 summary,
                 json!({"checked": 3, "healthy": 1, "unhealthy": 1, "missing": 1, "pending": 0, "errors": 0,
-                    "repairsQueued": 2, "repairsFailed": 0, "disconnected": 0, "loginRejected": 0}),
+                    "unchecked": 0, "repairsQueued": 2, "repairsFailed": 0, "disconnected": 0,
+                    "loginRejected": 0}),
                 "{name}"
             );
             assert!(queue.sent.lock().unwrap().iter().all(|(run, _)| run == "req-1"));
@@ -384,13 +312,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sqs_and_unknown_events_are_refused() {
-        let app = app(Arc::new(FakeLeaf::default()), vec![], None);
-        for event in [fixture("connect-sqs.json"), json!({"hello": "world"})] {
-            let err = handle(&app, LambdaEvent::new(event, Context::default()))
-                .await
-                .unwrap_err();
-            assert_eq!(err.error_type, "UnsupportedEvent");
+    async fn check_messages_are_checked_and_only_transient_failures_come_back() {
+        let leaf = Arc::new(FakeLeaf::default());
+        let (missing, flaky) = (leaf.grower(None), leaf.grower(Some("OK")));
+        leaf.fail.lock().unwrap().insert(flaky);
+        let queue = Arc::new(FakeRepairQueue::default());
+        let app = app(leaf, vec![], Some(queue.clone()));
+        let mut event = fixture("verify-sqs-check.json");
+        let record = event["Records"][0].clone();
+        let body = |user: Uuid| json!({"type": "check", "runId": "run-9", "growers": [{"leafUserId": user}]});
+        let mut records = Vec::new();
+        for (id, body) in [
+            ("m-missing", body(missing).to_string()),
+            ("m-flaky", body(flaky).to_string()),
+            ("m-garbage", "{\"type\":\"purge\"}".to_owned()),
+            (
+                "m-list",
+                fixture("verify-sqs-list.json")["Records"][0]["body"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+        ] {
+            let mut r = record.clone();
+            r["messageId"] = json!(id);
+            r["body"] = json!(body);
+            records.push(r);
         }
+        event["Records"] = json!(records);
+        let response = handle(&app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
+        let mut failed: Vec<&str> = response["batchItemFailures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["itemIdentifier"].as_str().unwrap())
+            .collect();
+        failed.sort();
+        // Garbage is refused for good; a list message needs a verify queue, which this app lacks.
+        assert_eq!(failed, ["m-flaky", "m-list"]);
+        let sent = queue.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].0.as_str(), sent[0].1.leaf_user_id), ("run-9", missing));
+    }
+
+    #[tokio::test]
+    async fn unknown_events_are_refused() {
+        let app = app(Arc::new(FakeLeaf::default()), vec![], None);
+        let event = json!({"hello": "world"});
+        let err = handle(&app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, "UnsupportedEvent");
     }
 }

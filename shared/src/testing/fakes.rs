@@ -1,5 +1,5 @@
-//! In-memory stand-ins for Stara, Leaf, the stored logins, the grower directory and the repair
-//! queue, counting their calls. One set, used by every unit test.
+//! In-memory stand-ins for Stara, Leaf, the stored logins and the grower directory, counting
+//! their calls. One set, used by every unit test (the queues' are in `queues.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -13,11 +13,10 @@ use uuid::Uuid;
 use crate::adapters::leaf_webhooks::{LeafWebhooks, NewWebhook, Registration, Webhook};
 use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::domain::model::{
-    ConnectRequest, Created, CredentialEvent, GrowerState, LeafCredentials, Mark, StaraLogin, StaraTokens,
+    Created, CredentialEvent, GrowerState, LeafCredentials, Mark, StaraLogin, StaraTokens,
 };
 use crate::domain::ports::{
-    GrowerDirectory, GrowerLogins, GrowerLookup, GrowerPage, GrowerStates, LeafApi, ListedGrower,
-    REPAIRS_PER_CALL, RepairQueue, StaraApi,
+    GrowerDirectory, GrowerLogins, GrowerLookup, GrowerPage, GrowerStates, LeafApi, ListedGrower, StaraApi,
 };
 use crate::domain::time::Deadline;
 
@@ -290,30 +289,6 @@ impl GrowerDirectory for FakeDirectory {
 impl GrowerLookup for FakeDirectory {
     async fn by_credentials(&self, credentials_id: &str) -> Result<Option<ListedGrower>, ConnectorError> {
         Ok(self.credentials.get(credentials_id).cloned())
-    }
-}
-
-/// Keeps what it is sent, with the run id; fails every call as told.
-#[derive(Default)]
-pub(crate) struct FakeRepairQueue {
-    pub(crate) sent: Mutex<Vec<(String, ConnectRequest)>>,
-    pub(crate) calls: AtomicUsize,
-    pub(crate) fail: Mutex<Option<ConnectorError>>,
-}
-
-#[async_trait]
-impl RepairQueue for FakeRepairQueue {
-    async fn enqueue(&self, run_id: &str, repairs: &[ConnectRequest]) -> Result<usize, ConnectorError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        assert!(repairs.len() <= REPAIRS_PER_CALL);
-        if let Some(e) = self.fail.lock().unwrap().clone() {
-            return Err(e);
-        }
-        self.sent
-            .lock()
-            .unwrap()
-            .extend(repairs.iter().map(|r| (run_id.to_owned(), r.clone())));
-        Ok(repairs.len())
     }
 }
 

@@ -5,10 +5,10 @@ pub(crate) mod arbitrary;
 pub(crate) mod events;
 mod fakes;
 pub(crate) mod oracle;
+mod queues;
 
-pub(crate) use fakes::{
-    FakeDirectory, FakeLeaf, FakeLogins, FakeRepairQueue, FakeStara, FakeStates, FakeWebhooks,
-};
+pub(crate) use fakes::{FakeDirectory, FakeLeaf, FakeLogins, FakeStara, FakeStates, FakeWebhooks};
+pub(crate) use queues::{FakeRepairQueue, FakeVerifyQueue};
 
 /// A sample event of `events/`, as JSON.
 pub(crate) fn fixture(name: &str) -> serde_json::Value {
@@ -30,12 +30,23 @@ pub(crate) fn event(code: i64) -> crate::domain::model::CredentialEvent {
     }
 }
 
-/// A verify run of id `run-1`, `concurrency` checks at once, an hour to go.
+/// A verify run of id `run-1`, `concurrency` checks at once, an hour to go, starting at the
+/// top of the grower circle (the listing's order).
 pub(crate) fn run_settings(concurrency: usize) -> crate::domain::verify::RunSettings {
     crate::domain::verify::RunSettings {
         run_id: "run-1".into(),
+        start: 0,
+        limits: limits(concurrency),
+    }
+}
+
+/// `concurrency` checks at once, 5 s each, an hour to go.
+pub(crate) fn limits(concurrency: usize) -> crate::domain::verify::Limits {
+    let hour = crate::domain::time::Deadline::after(std::time::Duration::from_secs(3600));
+    crate::domain::verify::Limits {
         concurrency,
         check_budget: std::time::Duration::from_secs(5),
-        deadline: crate::domain::time::Deadline::after(std::time::Duration::from_secs(3600)),
+        deadline: hour,
+        finish: hour,
     }
 }

@@ -1,20 +1,28 @@
 //! The verify workflow: how one grower's connection stands (`Verifier::check`), and a run over
-//! every grower that asks connect to repair what broke (`run`).
+//! every grower that asks connect to repair what broke: in one invocation (`run`), or spread
+//! over the verify queue (`fanout`).
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::error::ConnectorError;
-use super::health::{self, Assessment, Health};
+use super::health::{self, Assessment};
 use super::model::{CredentialEvent, LeafCredentials};
 use super::ports::{GrowerStates, LeafApi};
 use super::time::{Deadline, within_deadline};
 
+mod checks;
+mod fanout;
+mod messages;
 mod run;
 mod stages;
 
+pub(crate) use checks::Limits;
+pub(crate) use fanout::{CheckWork, ListingReport, list_into_queue};
+pub(crate) use messages::{BadMessage, VerifyMessage, parse_verify_message};
 pub(crate) use run::{RunSettings, RunSummary};
+pub(crate) use stages::rotation_start;
 
 /// What verify found for one grower.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,14 +56,7 @@ impl Verifier {
             self.check(user, deadline)
         );
         let (state, mut check) = (state?.unwrap_or_default(), check?);
-        let held = if state.disconnected {
-            Some(Health::Disconnected)
-        } else if state.login_rejected() {
-            Some(Health::LoginRejected)
-        } else {
-            None
-        };
-        if let Some(health) = held {
+        if let Some(health) = checks::left_alone(&state) {
             check.assessment = Assessment {
                 health,
                 reason: None,
@@ -108,6 +109,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::domain::health::Health;
     use crate::testing::{FakeStates, event, slow_leaf};
 
     #[tokio::test(start_paused = true)]

@@ -1,27 +1,25 @@
-//! A verify run: every grower listed, checked and, when broken, sent to connect for repair.
+//! A scheduled run in one invocation: every grower listed, checked and, when broken, sent to
+//! connect for repair, all before the invocation's deadline.
 //!
 //! A run keeps counts, not per-grower results, so its memory does not grow with the number of
 //! growers; the concurrency bound caps how many Leaf answers are alive at once. Repairs are
-//! sent while the checks go on, so a run cut short by Lambda's timeout has still queued most.
+//! sent while the checks go on, so a run cut short by its deadline has still queued most.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tracing::Instrument;
-use uuid::Uuid;
 
+use super::Verifier;
+use super::checks::{Job, Limits, Outcome};
 use super::stages::{LISTED_AHEAD, list_growers, send_repairs};
-use super::{ConnectionCheck, Verifier};
 use crate::domain::error::ConnectorError;
 use crate::domain::health::Health;
-use crate::domain::model::ConnectRequest;
 use crate::domain::ports::{GrowerDirectory, LatencyRecorder, REPAIRS_PER_CALL, RepairQueue};
-use crate::domain::time::{Deadline, measure_upstream};
 
-/// How one scheduled run went. `checked = healthy + unhealthy + missing + pending + errors`;
-/// `disconnected` and `loginRejected` growers are left alone, not checked.
+/// How a run, or one batch of a fanned-out run, went.
+/// `checked = healthy + unhealthy + missing + pending + errors`; `disconnected` and
+/// `loginRejected` growers are left alone, and `unchecked` ones were not reached in time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RunSummary {
@@ -30,10 +28,12 @@ pub(crate) struct RunSummary {
     pub(crate) unhealthy: u64,
     pub(crate) missing: u64,
     pub(crate) pending: u64,
-    /// Growers whose check failed (Leaf unreachable, unknown Leaf user, out of time).
+    /// Growers whose check failed (Leaf unreachable, unknown Leaf user, misnamed secret).
     pub(crate) errors: u64,
+    /// Growers no check started for before the deadline.
+    pub(crate) unchecked: u64,
     pub(crate) repairs_queued: u64,
-    /// Repairs the queue did not take; each is logged.
+    /// Repairs the queue did not take, or that were not sent in time; each is logged.
     pub(crate) repairs_failed: u64,
     /// Growers an operator disconnected.
     pub(crate) disconnected: u64,
@@ -42,153 +42,119 @@ pub(crate) struct RunSummary {
 }
 
 impl RunSummary {
-    fn count(&mut self, health: Health) {
-        match health {
-            Health::Healthy => self.healthy += 1,
-            Health::Unhealthy => self.unhealthy += 1,
-            Health::Missing => self.missing += 1,
-            Health::Pending => self.pending += 1,
-            Health::Disconnected => self.disconnected += 1,
-            Health::LoginRejected => self.login_rejected += 1,
+    pub(super) fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Settled(Health::Disconnected) => self.disconnected += 1,
+            Outcome::Settled(Health::LoginRejected) => self.login_rejected += 1,
+            Outcome::Settled(health) => {
+                self.checked += 1;
+                match health {
+                    Health::Healthy => self.healthy += 1,
+                    Health::Unhealthy => self.unhealthy += 1,
+                    Health::Missing => self.missing += 1,
+                    _ => self.pending += 1,
+                }
+            }
+            Outcome::Failed { .. } => {
+                self.checked += 1;
+                self.errors += 1;
+            }
+            Outcome::OutOfTime => self.unchecked += 1,
         }
     }
 }
 
-/// The limits of one run.
+/// One scheduled run.
 #[derive(Clone, Debug)]
 pub(crate) struct RunSettings {
     /// Makes the repair messages' deduplication ids unique to this run: the invocation's request id.
     pub(crate) run_id: String,
-    pub(crate) concurrency: usize,
-    /// Upstream time one grower's check may take.
-    pub(crate) check_budget: Duration,
-    /// No check starts after this; growers left over count as errors.
-    pub(crate) deadline: Deadline,
+    /// Where on the grower circle this run starts (`stages::rotation_start`).
+    pub(crate) start: u64,
+    pub(crate) limits: Limits,
+}
+
+/// What a scheduled run came to.
+#[derive(Debug)]
+pub(crate) struct RunReport {
+    pub(crate) summary: RunSummary,
+    /// Whether the listing reached its last page.
+    pub(crate) listing_complete: bool,
+    /// Why the listing failed, when it did: the counts are still those of the growers reached.
+    pub(crate) failure: Option<ConnectorError>,
 }
 
 impl Verifier {
-    /// Checks every grower `directory` lists, `settings.concurrency` at a time, and queues a
-    /// repair for each unhealthy or missing one when `repairs` is given. Only listing the
-    /// growers can fail the run; a grower's failure is counted in `errors`.
+    /// Checks every grower `directory` lists, `concurrency` at a time, and queues a repair for
+    /// each unhealthy or missing one when `repairs` is given. A grower's failure is counted in
+    /// `errors`; a failed listing ends the run early, with the counts so far.
     pub(crate) async fn run(
         &self,
         directory: &dyn GrowerDirectory,
         repairs: Option<&dyn RepairQueue>,
         settings: &RunSettings,
         latency: &mut dyn LatencyRecorder,
-    ) -> Result<RunSummary, ConnectorError> {
+    ) -> RunReport {
+        let limits = &settings.limits;
         tracing::info!(
-            concurrency = settings.concurrency,
+            concurrency = limits.concurrency,
             repair = repairs.is_some(),
             "verify run started"
         );
         // Listing, checking and queueing repairs overlap: checks start with the first page.
-        let (found, growers) = mpsc::channel::<Uuid>(LISTED_AHEAD);
-        let (to_queue, queued) = mpsc::channel::<ConnectRequest>(REPAIRS_PER_CALL * 4);
-        let listing = list_growers(directory, found);
-        let checking = self.check_all(growers, to_queue, settings, latency);
-        let sending = send_repairs(repairs, queued, &settings.run_id);
-        let (listed, mut summary, (repairs_queued, repairs_failed)) =
-            tokio::join!(listing, checking, sending);
-        let listing = listed?;
-        summary.disconnected = listing.disconnected;
-        summary.login_rejected = listing.login_rejected;
-        summary.checked += listing.misnamed;
-        summary.errors += listing.misnamed;
-        summary.repairs_queued = repairs_queued;
-        summary.repairs_failed = repairs_failed;
-        Ok(summary)
-    }
-
-    async fn check_all(
-        &self,
-        growers: mpsc::Receiver<Uuid>,
-        to_queue: mpsc::Sender<ConnectRequest>,
-        settings: &RunSettings,
-        latency: &mut dyn LatencyRecorder,
-    ) -> RunSummary {
-        let mut summary = RunSummary::default();
-        let mut out_of_time = 0u64;
-        let growers = futures_util::stream::unfold(growers, |mut growers| async move {
-            growers.recv().await.map(|user| (user, growers))
-        });
-        let results = growers
-            .map(|user| async move {
-                if settings.deadline.is_past() {
-                    return (user, None);
-                }
-                let deadline = Deadline::after(settings.check_budget).min(settings.deadline);
-                let span = tracing::info_span!("verify", leafUserId = %user);
-                (
-                    user,
-                    Some(
-                        measure_upstream(self.check(&user, &deadline))
-                            .instrument(span)
-                            .await,
-                    ),
-                )
-            })
-            .buffer_unordered(settings.concurrency.max(1));
-        let mut results = std::pin::pin!(results);
-        while let Some((user, outcome)) = results.next().await {
-            summary.checked += 1;
-            let Some((result, upstream)) = outcome else {
-                summary.errors += 1;
-                out_of_time += 1;
-                continue;
-            };
-            latency.record(upstream);
-            match result {
-                Ok(check) => {
-                    let health = check.assessment.health;
-                    summary.count(health);
-                    log_check(&user, &check);
-                    if let Some(reason) = check.assessment.reason {
-                        let request = ConnectRequest {
-                            leaf_user_id: user,
-                            force: check.assessment.force,
-                            reason: Some(reason),
-                        };
-                        // A closed channel means repairing is off: nothing to do.
-                        let _ = to_queue.send(request).await;
-                    }
-                }
-                Err(e) => {
-                    summary.errors += 1;
-                    tracing::warn!(leafUserId = %user, outcome = "failed", code = e.code(),
-                        retryable = e.is_retryable(), error = %e, "verify failed for this grower");
-                }
+        let (found, growers) = mpsc::channel(LISTED_AHEAD);
+        let (to_queue, queued) = mpsc::channel(REPAIRS_PER_CALL * 4);
+        let run_id: Arc<str> = settings.run_id.as_str().into();
+        let listing = list_growers(directory, found, settings.start, &limits.deadline);
+        let jobs = futures_util::stream::unfold(growers, move |mut growers| {
+            let run_id = run_id.clone();
+            async move {
+                let user = growers.recv().await?;
+                Some((
+                    Job {
+                        user,
+                        run_id,
+                        origin: 0,
+                    },
+                    growers,
+                ))
             }
+        });
+        let mut summary = RunSummary::default();
+        let checking = async {
+            self.check_jobs(jobs, &to_queue, limits, latency, |_, outcome| {
+                summary.count(outcome)
+            })
+            .await;
+            drop(to_queue);
+        };
+        let sending = send_repairs(repairs, queued, &limits.finish);
+        let (listed, (), sent) = tokio::join!(listing, checking, sending);
+        for (queued, failed) in sent.values() {
+            summary.repairs_queued += queued;
+            summary.repairs_failed += failed;
         }
-        latency.flush();
-        if out_of_time > 0 {
+        if summary.unchecked > 0 {
             tracing::warn!(
-                unchecked = out_of_time,
+                unchecked = summary.unchecked,
                 code = "run_out_of_time",
-                "the run ran out of time: growers left unchecked are counted as errors"
+                "the run ran out of time: growers left unchecked are counted as unchecked"
             );
         }
-        summary
-    }
-}
-
-fn log_check(user: &Uuid, check: &ConnectionCheck) {
-    let a = &check.assessment;
-    let status = check.credentials.as_ref().map(|c| c.status.as_str());
-    let event_code = check.last_event.as_ref().and_then(|e| e.status_code);
-    match a.health {
-        Health::Healthy => {
-            tracing::debug!(leafUserId = %user, health = a.health.as_str(), leafStatus = status,
-                "connection healthy")
-        }
-        Health::Pending | Health::Disconnected | Health::LoginRejected => {
-            tracing::info!(leafUserId = %user, health = a.health.as_str(), leafStatus = status,
-                "connection left alone")
-        }
-        Health::Unhealthy | Health::Missing => {
-            tracing::warn!(leafUserId = %user, health = a.health.as_str(), leafStatus = status,
-                lastEventCode = event_code, reason = a.reason.as_deref(), force = a.force,
-                "connection needs repair")
+        let (listing_complete, failure) = match listed {
+            Ok(listing) => {
+                summary.disconnected += listing.disconnected;
+                summary.login_rejected += listing.login_rejected;
+                summary.checked += listing.misnamed;
+                summary.errors += listing.misnamed;
+                (listing.complete, None)
+            }
+            Err(e) => (false, Some(e)),
+        };
+        RunReport {
+            summary,
+            listing_complete,
+            failure,
         }
     }
 }
@@ -196,11 +162,17 @@ fn log_check(user: &Uuid, check: &ConnectionCheck) {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::Arc;
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use uuid::Uuid;
 
     use super::*;
-    use crate::testing::{FakeDirectory, FakeRepairQueue, FakeStates, event, run_settings, slow_leaf};
+    use crate::domain::model::ConnectRequest;
+    use crate::domain::time::Deadline;
+    use crate::testing::{
+        FakeDirectory, FakeRepairQueue, FakeStates, event, limits, run_settings, slow_leaf,
+    };
 
     #[tokio::test(start_paused = true)]
     async fn a_run_counts_every_kind_and_queues_repairs() {
@@ -237,7 +209,7 @@ mod tests {
                 &mut Vec::new(),
             )
             .await
-            .unwrap();
+            .summary;
         assert_eq!(
             summary,
             RunSummary {
@@ -311,7 +283,7 @@ mod tests {
                 &mut Vec::new(),
             )
             .await
-            .unwrap();
+            .summary;
         assert_eq!(
             (
                 summary.checked,
@@ -337,7 +309,7 @@ mod tests {
                 &mut Vec::new(),
             )
             .await
-            .unwrap();
+            .summary;
         assert_eq!(
             (
                 summary.missing,
@@ -354,13 +326,20 @@ mod tests {
         let leaf = slow_leaf();
         let growers: Vec<Uuid> = (0..10).map(|_| leaf.grower(Some("OK"))).collect();
         let settings = RunSettings {
-            deadline: Deadline::after(Duration::ZERO),
+            limits: Limits {
+                deadline: Deadline::after(Duration::ZERO),
+                ..limits(2)
+            },
             ..run_settings(2)
         };
         let summary = Verifier::new(leaf, Arc::new(FakeStates::default()))
             .run(&FakeDirectory::of(growers), None, &settings, &mut Vec::new())
             .await
-            .unwrap();
-        assert_eq!((summary.checked, summary.errors), (10, 10));
+            .summary;
+        assert_eq!(
+            (summary.checked, summary.errors, summary.unchecked),
+            (0, 0, 10),
+            "growers not reached are unchecked, not errors"
+        );
     }
 }
