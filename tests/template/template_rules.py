@@ -12,6 +12,11 @@ every route authorized). Those are checked here.
 
 `check_least_privilege` also runs on its own over what the SAM transform generates (the roles
 SAM writes), so it understands raw IAM resources as well as SAM functions.
+
+Fan-out (issue 12): with VerifyFanOut=Enabled verify lists into a standard queue of its own and
+consumes it through an event source mapping; `check_verify_fan_out` holds that queue, the
+mapping, the LeafRates table that splits the fleet-wide Leaf rate into processes, and verify's
+rights on the queue to the contract (docs/VERIFY.md#fan-out-mode).
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ SCHEDULER_INPUT = {"source": "stara-connect.scheduler", "action": "verify-all"}
 # mapping needs these on that queue, nothing more (no sqs:ChangeMessageVisibility: the poller
 # lets a failed message reappear when its visibility timeout ends).
 POLL_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+# Verify's rights on its own queue (issue 12's contract): it sends the run's messages there, its
+# mapping polls it, and it may change a message's visibility. On that queue only.
+VERIFY_QUEUE_ACTIONS = {"sqs:SendMessage"} | POLL_ACTIONS
 # The grower's state is tags on its own login secret (docs/HEALTH.md): connect reads and writes
 # them, verify reads them for GET /connections/{id}; on the grower prefix only (GROWER_STATE_ACTIONS).
 GROWER_STATE_ACTIONS = {"secretsmanager:DescribeSecret", "secretsmanager:TagResource", "secretsmanager:UntagResource"}
@@ -56,8 +64,20 @@ ALLOWED_ACTIONS = {
         "secretsmanager:GetSecretValue",
         "secretsmanager:ListSecrets",
         "secretsmanager:DescribeSecret",
-        "sqs:SendMessage",
-    },
+    }
+    | VERIFY_QUEUE_ACTIONS,
+}
+# Which queue each SQS action of a function may name: connect polls its queue; verify sends
+# repairs to connect's queue and works its own (fan-out). "connect"/"verify" are the queues of
+# connect's and verify's event source mappings.
+SQS_SCOPE = {
+    ("connect", "sqs:ReceiveMessage"): {"connect"},
+    ("connect", "sqs:DeleteMessage"): {"connect"},
+    ("connect", "sqs:GetQueueAttributes"): {"connect"},
+    ("verify", "sqs:SendMessage"): {"connect", "verify"},
+    ("verify", "sqs:ReceiveMessage"): {"verify"},
+    ("verify", "sqs:DeleteMessage"): {"verify"},
+    ("verify", "sqs:GetQueueAttributes"): {"verify"},
 }
 # Only connect reads grower logins; verify reads the Leaf owner's login and lists secret names.
 GROWER_SECRET_READERS = {"connect"}
@@ -74,6 +94,8 @@ REQUIRED_PARAMETERS = {
     "JwtAudience",
     "JwtWriteScope",
     "JwtReadScope",
+    "VerifyFanOut",
+    "LeafFleetMaxRps",
 }
 AUTHORIZED_TYPES = {"AWS_IAM", "JWT", "CUSTOM"}
 
@@ -88,6 +110,22 @@ SCOPE_OF_METHOD = {
     "HEAD": "JwtReadScope",
 }
 SCOPE_DEFAULTS = {"JwtWriteScope": "stara-connect/connections.write", "JwtReadScope": "stara-connect/connections.read"}
+
+# Fan-out (issue 12).
+FAN_OUT_PARAMETER = "VerifyFanOut"
+FAN_OUT_CONDITION = "FanOutEnabled"  # !Equals [!Ref VerifyFanOut, Enabled]
+RATE_PARAMETER = "LeafFleetMaxRps"  # the fleet-wide Leaf rate the owner wants
+RATE_MAPPING = "LeafRates"  # per rate: MaximumConcurrency and the per-process LeafMaxRps
+RATE_DEFAULT = "100"
+VERIFY_BATCH_SIZE = 10  # messages per batch of the verify queue's mapping
+GROWERS_PER_MESSAGE = 100  # one ListSecrets page per check message
+LEAF_REQUESTS_PER_CHECK = 2  # the credentials and their events (a missing grower costs one more)
+# A full batch at the per-process rate must take at most this share of verify's timeout: the
+# rest covers missing growers' third request, authentication, retries and Leaf's own latency.
+BATCH_TIME_SHARE = 0.5
+MAX_CONCURRENCY_RANGE = (2, 1000)  # what Lambda accepts for ScalingConfig.MaximumConcurrency
+LEAF_MAX_RPS_RANGE = (1, 100_000)  # what the code accepts for LEAF_MAX_RPS
+UNCHECKED_METRIC = "Unchecked"  # growers listed but not checked in time (both modes)
 
 # ------------------------------------------------------------------------------------------------
 # Least privilege: the only exceptions, each with its reason.
@@ -262,6 +300,16 @@ def connect_queue(template: dict) -> str | None:
     return arn[0] if arn and arn[1] == "Arn" else None
 
 
+def verify_queue(template: dict) -> str | None:
+    """Logical id of the queue verify's VERIFY_QUEUE_URL names (fan-out), in any branch."""
+    fns = functions_by_binary(template)
+    if "verify" not in fns:
+        return None
+    url = env(function_props(template, fns["verify"][1])).get("VERIFY_QUEUE_URL")
+    names = {target(v) for _, v in branches(url) if isinstance(v, dict) and "Ref" in v}
+    return next(iter(names)) if len(names) == 1 else None
+
+
 def depends_on(resource: dict) -> list[str]:
     return [d for d in as_list(resource.get("DependsOn")) if isinstance(d, str)]
 
@@ -274,15 +322,39 @@ def env(fprops: dict) -> dict:
     return ((fprops.get("Environment") or {}).get("Variables")) or {}
 
 
-def statements(policies: Any) -> Iterator[tuple[Any, dict | None]]:
-    """Each (policy entry, statement) of a SAM `Policies` value. Statement is None for entries
-    that are not inline statements (managed policy names or ARNs, SAM policy templates)."""
-    for entry in as_list(policies):
+def branches(value: Any, under: tuple = ()) -> list[tuple[tuple, Any]]:
+    """Every value `value` can take, each with the conditions it takes it under: a tuple of
+    (condition, True|False) for the `Fn::If`s passed. Lists are flattened; `AWS::NoValue` is dropped."""
+    if value is None or value == {"Ref": "AWS::NoValue"}:
+        return []
+    if isinstance(value, list):
+        return [b for v in value for b in branches(v, under)]
+    if isinstance(value, dict) and len(value) == 1 and "Fn::If" in value:
+        args = value["Fn::If"]
+        if isinstance(args, list) and len(args) == 3 and isinstance(args[0], str):
+            name, yes, no = args
+            return branches(yes, under + ((name, True),)) + branches(no, under + ((name, False),))
+    return [(under, value)]
+
+
+def guarded_statements(policies: Any) -> Iterator[tuple[tuple, Any, dict | None]]:
+    """Each (conditions, policy entry, statement) of a SAM `Policies` value, with `Fn::If` over
+    entries or statements opened (both branches, each with the conditions it is under).
+    Statement is None for entries that are not inline statements (managed policy names or
+    ARNs, SAM policy templates)."""
+    for under, entry in branches(policies):
         if isinstance(entry, dict) and "Statement" in entry:
-            for st in as_list(entry["Statement"]):
-                yield entry, st if isinstance(st, dict) else None
+            for inner, st in branches(entry["Statement"], under):
+                yield inner, entry, st if isinstance(st, dict) else None
         else:
-            yield entry, None
+            yield under, entry, None
+
+
+def statements(policies: Any) -> Iterator[tuple[Any, dict | None]]:
+    """Each (policy entry, statement) of a SAM `Policies` value, `Fn::If` branches opened.
+    Statement is None for entries that are not inline statements."""
+    for _, entry, st in guarded_statements(policies):
+        yield entry, st
 
 
 def actions_of(st: dict) -> list[str]:
@@ -311,6 +383,8 @@ def check(template: dict) -> list[Violation]:
         out += check_connect_queue(template, *fns["connect"])
     if "verify" in fns:
         out += check_verify(template, *fns["verify"], fns.get("connect"))
+        out += check_verify_fan_out(template, *fns["verify"])
+    out += check_unchecked_alarm(template)
     out += check_routes(template, fns)
     out += check_jwt_scopes(template)
     out += check_iam(template, fns)
@@ -553,6 +627,183 @@ def check_verify(template: dict, name: str, r: dict, connect: tuple[str, dict] |
     return out
 
 
+def _rates_refused_for_fan_out(template: dict) -> set[str]:
+    """Values of LeafFleetMaxRps the template's Rules refuse when VerifyFanOut=Enabled: an
+    assertion `!Not [!Contains [[values], !Ref LeafFleetMaxRps]]` under that RuleCondition."""
+    refused: set[str] = set()
+    when = {"Fn::Equals": [{"Ref": FAN_OUT_PARAMETER}, "Enabled"]}
+    for rule in (template.get("Rules") or {}).values():
+        if not isinstance(rule, dict) or rule.get("RuleCondition") != when:
+            continue
+        for assertion in as_list(rule.get("Assertions")):
+            test = assertion.get("Assert") if isinstance(assertion, dict) else None
+            inner = test.get("Fn::Not") if isinstance(test, dict) else None
+            contains = inner[0].get("Fn::Contains") if isinstance(inner, list) and len(inner) == 1 and isinstance(inner[0], dict) else None
+            if isinstance(contains, list) and len(contains) == 2 and contains[1] == {"Ref": RATE_PARAMETER}:
+                refused |= {str(v) for v in as_list(contains[0])}
+    return refused
+
+
+def _find_in_map(value: Any, key: str) -> bool:
+    """Whether `value` is `!FindInMap [LeafRates, !Ref LeafFleetMaxRps, key]`."""
+    return value == {"Fn::FindInMap": [RATE_MAPPING, {"Ref": RATE_PARAMETER}, key]}
+
+
+def check_rate_table(template: dict, timeout: int) -> list[Violation]:
+    """The LeafRates rows: one per LeafFleetMaxRps value, MaximumConcurrency within what Lambda
+    accepts, LeafMaxRps = floor(rate / MaximumConcurrency) so the processes together stay within
+    the rate, and a full batch (10 messages of 100 growers, 2 Leaf requests each) at the
+    per-process rate fits in half of verify's timeout, unless Rules refuse fan-out at that rate."""
+    out = []
+    param = (template.get("Parameters") or {}).get(RATE_PARAMETER)
+    table = (template.get("Mappings") or {}).get(RATE_MAPPING)
+    if not isinstance(param, dict) or not isinstance(table, dict):
+        return [Violation("fan-out-rate", "Parameters", f"needs the parameter {RATE_PARAMETER} and the mapping {RATE_MAPPING}")]
+    allowed = [str(v) for v in as_list(param.get("AllowedValues"))]
+    if sorted(allowed) != sorted(map(str, table)):
+        out.append(Violation("fan-out-rate", RATE_PARAMETER, f"AllowedValues {allowed} must be exactly the {RATE_MAPPING} keys {sorted(map(str, table))}"))
+    refused = _rates_refused_for_fan_out(template)
+    if str(param.get("Default")) != RATE_DEFAULT or RATE_DEFAULT in refused:
+        out.append(Violation("fan-out-rate", RATE_PARAMETER, f"Default must be {RATE_DEFAULT}, a rate fan-out accepts"))
+    batch_requests = VERIFY_BATCH_SIZE * GROWERS_PER_MESSAGE * LEAF_REQUESTS_PER_CHECK
+    for key, row in table.items():
+        where = f"{RATE_MAPPING}.{key}"
+        rate = as_int(str(key))
+        row = row if isinstance(row, dict) else {}
+        processes, per_process = as_int(row.get("MaximumConcurrency")), as_int(row.get("LeafMaxRps"))
+        if rate is None or rate < 1:
+            out.append(Violation("fan-out-rate", where, "the key must be the fleet-wide rate, a whole number of requests/s"))
+            continue
+        if processes is None or not MAX_CONCURRENCY_RANGE[0] <= processes <= MAX_CONCURRENCY_RANGE[1]:
+            out.append(Violation("fan-out-rate", where, f"MaximumConcurrency {row.get('MaximumConcurrency')!r} must be {MAX_CONCURRENCY_RANGE[0]}..{MAX_CONCURRENCY_RANGE[1]}"))
+            continue
+        if per_process is None or not LEAF_MAX_RPS_RANGE[0] <= per_process <= LEAF_MAX_RPS_RANGE[1]:
+            out.append(Violation("fan-out-rate", where, f"LeafMaxRps {row.get('LeafMaxRps')!r} must be a whole number {LEAF_MAX_RPS_RANGE[0]}..{LEAF_MAX_RPS_RANGE[1]}"))
+            continue
+        if per_process * processes > rate:
+            out.append(Violation("fan-out-rate", where, f"{processes} processes x {per_process} requests/s = {processes * per_process} exceeds the fleet-wide {rate}"))
+        if per_process != rate // processes:
+            out.append(Violation("fan-out-rate", where, f"LeafMaxRps must be floor({rate} / {processes}) = {rate // processes}, got {per_process}"))
+        if str(key) not in refused and batch_requests > per_process * timeout * BATCH_TIME_SHARE:
+            out.append(
+                Violation(
+                    "fan-out-rate",
+                    where,
+                    f"a full batch ({batch_requests} Leaf requests) at {per_process} requests/s takes "
+                    f"{batch_requests / per_process:.0f} s, more than {BATCH_TIME_SHARE:.0%} of verify's {timeout} s: "
+                    f"raise LeafMaxRps or refuse fan-out at {key} (Rules)",
+                )
+            )
+    return out
+
+
+def check_verify_fan_out(template: dict, name: str, r: dict) -> list[Violation]:
+    """Fan-out (VerifyFanOut=Enabled): VERIFY_QUEUE_URL names a standard queue that exists only
+    with fan-out, with a DLQ and an alarm on it, visibility >= 6 x verify's timeout, read by one
+    event source mapping with ReportBatchItemFailures and the LeafRates MaximumConcurrency;
+    LEAF_MAX_RPS is the LeafRates share with fan-out and the whole rate without; verify's
+    statements on the queue exist only with fan-out."""
+    out = []
+    p = function_props(template, r)
+    variables = env(p)
+    timeout = as_int(p.get("Timeout")) or 0
+    params = template.get("Parameters") or {}
+    fan_out = params.get(FAN_OUT_PARAMETER) or {}
+    if set(as_list(fan_out.get("AllowedValues"))) != {"Enabled", "Disabled"} or fan_out.get("Default") != "Enabled":
+        out.append(Violation("fan-out", FAN_OUT_PARAMETER, "AllowedValues must be [Enabled, Disabled], default Enabled"))
+    if (template.get("Conditions") or {}).get(FAN_OUT_CONDITION) != {"Fn::Equals": [{"Ref": FAN_OUT_PARAMETER}, "Enabled"]}:
+        out.append(Violation("fan-out", "Conditions", f"{FAN_OUT_CONDITION} must be !Equals [!Ref {FAN_OUT_PARAMETER}, Enabled]"))
+    out += check_rate_table(template, timeout)
+
+    rps = variables.get("LEAF_MAX_RPS")
+    if rps != {"Fn::If": [FAN_OUT_CONDITION, {"Fn::FindInMap": [RATE_MAPPING, {"Ref": RATE_PARAMETER}, "LeafMaxRps"]}, {"Ref": RATE_PARAMETER}]}:
+        out.append(Violation("verify-env", name, f"LEAF_MAX_RPS must be !If [{FAN_OUT_CONDITION}, !FindInMap [{RATE_MAPPING}, !Ref {RATE_PARAMETER}, LeafMaxRps], !Ref {RATE_PARAMETER}]"))
+    queue_name = verify_queue(template)
+    queues = resources(template, "AWS::SQS::Queue")
+    url = variables.get("VERIFY_QUEUE_URL")
+    if queue_name not in queues or url != {"Fn::If": [FAN_OUT_CONDITION, {"Ref": queue_name}, {"Ref": "AWS::NoValue"}]}:
+        return out + [Violation("verify-env", name, f"VERIFY_QUEUE_URL must be !If [{FAN_OUT_CONDITION}, !Ref <a queue of this template>, !Ref AWS::NoValue], got {url!r}")]
+
+    # The queue and its DLQ.
+    q = props(queues[queue_name])
+    if queues[queue_name].get("Condition") != FAN_OUT_CONDITION:
+        out.append(Violation("fan-out", queue_name, f"the verify queue must have Condition: {FAN_OUT_CONDITION}"))
+    queue_id = q.get("QueueName")
+    fifo_name = str(queue_id.get("Fn::Sub", "") if isinstance(queue_id, dict) else queue_id).endswith(".fifo")
+    if q.get("FifoQueue") is True or "ContentBasedDeduplication" in q or fifo_name:
+        out.append(Violation("verify-queue", queue_name, "the verify queue must be a standard queue (the code refuses a .fifo URL)"))
+    visibility = as_int(q.get("VisibilityTimeout", 30))
+    if visibility is None or visibility < VISIBILITY_FACTOR * timeout:
+        out.append(Violation("visibility", queue_name, f"VisibilityTimeout {q.get('VisibilityTimeout', 30)!r} < {VISIBILITY_FACTOR} x verify Timeout {timeout} = {VISIBILITY_FACTOR * timeout}"))
+    redrive = q.get("RedrivePolicy") or {}
+    dlq_name = target(redrive.get("deadLetterTargetArn"))
+    if not redrive or dlq_name not in queues:
+        out.append(Violation("dlq", queue_name, "RedrivePolicy.deadLetterTargetArn must point at a dead-letter AWS::SQS::Queue in this template"))
+    else:
+        receives = as_int(redrive.get("maxReceiveCount"))
+        if receives is None or receives < MIN_MAX_RECEIVE_COUNT:
+            out.append(Violation("dlq", queue_name, f"maxReceiveCount {redrive.get('maxReceiveCount')!r} < {MIN_MAX_RECEIVE_COUNT}"))
+        retention = as_int(q.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION_S)) or 0
+        # A message must live long enough to be received maxReceiveCount times, or it expires
+        # instead of reaching the DLQ.
+        if receives and visibility and retention <= receives * visibility:
+            out.append(Violation("dlq", queue_name, f"MessageRetentionPeriod {retention} must exceed {receives} receives x {visibility} s visibility"))
+        dlq = queues[dlq_name]
+        if dlq.get("Condition") != FAN_OUT_CONDITION:
+            out.append(Violation("fan-out", dlq_name, f"the verify DLQ must have Condition: {FAN_OUT_CONDITION}"))
+        if props(dlq).get("FifoQueue") is True:
+            out.append(Violation("verify-queue", dlq_name, "the dead-letter queue of a standard queue must be standard"))
+        dlq_retention = as_int(props(dlq).get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION_S)) or 0
+        if dlq_retention <= retention:
+            out.append(Violation("dlq", dlq_name, f"MessageRetentionPeriod {dlq_retention} must be longer than the queue's {retention}"))
+        if not _has_depth_alarm(template, dlq_name):
+            out.append(Violation("alarm", dlq_name, "no CloudWatch alarm on the verify DLQ's ApproximateNumberOfMessagesVisible"))
+
+    # The mapping.
+    mappings = {
+        n: m for n, m in event_source_mappings(template, name).items() if getatt(props(m).get("EventSourceArn")) == (queue_name, "Arn")
+    }
+    others = set(event_source_mappings(template, name)) - set(mappings)
+    if others:
+        out.append(Violation("verify-queue", name, f"verify reads only its own queue: mappings {sorted(others)}"))
+    if len(mappings) != 1:
+        return out + [Violation("verify-queue", name, f"verify needs exactly one AWS::Lambda::EventSourceMapping on {queue_name}, found {len(mappings)}")]
+    (where, mapping), = mappings.items()
+    ep = props(mapping)
+    if mapping.get("Condition") != FAN_OUT_CONDITION:
+        out.append(Violation("fan-out", where, f"the mapping must have Condition: {FAN_OUT_CONDITION}"))
+    if ep.get("Enabled", True) is not True:
+        out.append(Violation("verify-queue", where, "Enabled must be true (or absent): a disabled mapping leaves the queue undrained"))
+    if ep.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+        out.append(Violation("batch-failures", where, f"FunctionResponseTypes is {ep.get('FunctionResponseTypes')!r}, expected exactly ['ReportBatchItemFailures']"))
+    if as_int(ep.get("BatchSize")) != VERIFY_BATCH_SIZE:
+        out.append(Violation("verify-queue", where, f"BatchSize {ep.get('BatchSize')!r} must be {VERIFY_BATCH_SIZE} (the LeafRates rows assume {VERIFY_BATCH_SIZE} messages a batch)"))
+    if not _find_in_map((ep.get("ScalingConfig") or {}).get("MaximumConcurrency"), "MaximumConcurrency"):
+        out.append(Violation("max-concurrency", where, f"ScalingConfig.MaximumConcurrency must be !FindInMap [{RATE_MAPPING}, !Ref {RATE_PARAMETER}, MaximumConcurrency]"))
+    out += _check_poll_permission(template, name, p, where, mapping, queue_name)
+
+    # Verify's statements on its queue exist only with fan-out (the queue does not exist without).
+    for under, _, st in guarded_statements(p.get("Policies")):
+        if st is None or not any(target(x) in (queue_name, dlq_name) for x in as_list(st.get("Resource"))):
+            continue
+        if (FAN_OUT_CONDITION, True) not in under:
+            out.append(Violation("fan-out", name, f"statement {st.get('Sid')!r} names {queue_name} outside !If [{FAN_OUT_CONDITION}, ...]"))
+    return out
+
+
+def check_unchecked_alarm(template: dict) -> list[Violation]:
+    """An alarm in both modes on verify's `Unchecked` (growers listed but not checked in time),
+    firing on one."""
+    for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+        a = props(alarm)
+        dims = {d.get("Name"): d.get("Value") for d in as_list(a.get("Dimensions")) if isinstance(d, dict)}
+        if (a.get("Namespace"), a.get("MetricName"), dims) != ("StaraConnect", UNCHECKED_METRIC, {"Function": "verify"}):
+            continue
+        if "Condition" not in alarm and a.get("ComparisonOperator") == "GreaterThanThreshold" and float(a.get("Threshold", 1)) == 0:
+            return []
+    return [Violation("unchecked-alarm", "Resources", f"no unconditional alarm on StaraConnect {UNCHECKED_METRIC} (Function=verify) > 0")]
+
+
 # The one route open to the internet, and the condition under which it may be: Leaf's alerts
 # webhook, whose requests the verify function authenticates by their HMAC signature.
 SIGNED_ROUTES = {"POST /leaf/alerts": "AlertsEnabled"}
@@ -662,7 +913,7 @@ def check_iam(template: dict, fns: dict[str, tuple[str, dict]]) -> list[Violatio
     for name in resources(template, "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User"):
         out.append(Violation("iam", name, "IAM resources are generated by SAM from each function's Policies; declare none by hand"))
     binary_of = {logical: binary for binary, (logical, _) in fns.items()}
-    queue = connect_queue(template)
+    queues = {"connect": connect_queue(template), "verify": verify_queue(template)}
 
     for fname, r in resources(template, "AWS::Serverless::Function").items():
         p = function_props(template, r)
@@ -707,9 +958,12 @@ def check_iam(template: dict, fns: dict[str, tuple[str, dict]]) -> list[Violatio
                 elif action == "secretsmanager:ListSecrets":
                     if binary != "verify":
                         out.append(Violation("iam", fname, "ListSecrets is for verify only"))
-                elif action == "sqs:SendMessage" or action in POLL_ACTIONS:
-                    if len(res) != 1 or queue is None or getatt(res[0]) != (queue, "Arn"):
-                        out.append(Violation("sqs-scope", fname, f"{action} must be on the connect queue's ARN only, got {res!r}"))
+                elif action.startswith("sqs:"):
+                    scope = SQS_SCOPE.get((binary, action), set())
+                    arns = {(queues[q], "Arn") for q in scope if queues[q]}
+                    if len(res) != 1 or getatt(res[0]) not in arns:
+                        names = " or ".join(f"{q} queue's" for q in sorted(scope)) or "no queue's"
+                        out.append(Violation("sqs-scope", fname, f"{action} must be on the {names} ARN only, one queue per statement, got {res!r}"))
     return out
 
 
@@ -993,9 +1247,15 @@ def check_queue_transport(template: dict) -> list[Violation]:
     policy denying sqs:* when aws:SecureTransport is false, on that queue's ARN)."""
     out = []
     tls_only: set[str] = set()
+    all_queues = resources(template, "AWS::SQS::Queue")
     for policy in resources(template, "AWS::SQS::QueuePolicy").values():
         pp = props(policy)
-        queues = {target(q) for q in as_list(pp.get("Queues"))}
+        # A policy under a condition protects a queue only if that queue shares the condition.
+        queues = {
+            target(q)
+            for q in as_list(pp.get("Queues"))
+            if "Condition" not in policy or (all_queues.get(target(q)) or {}).get("Condition") == policy["Condition"]
+        }
         for st in as_list((pp.get("PolicyDocument") or {}).get("Statement")):
             if not isinstance(st, dict) or st.get("Effect") != "Deny" or st.get("Principal") not in ("*", {"AWS": "*"}):
                 continue
@@ -1038,6 +1298,12 @@ def check_parameters_and_outputs(template: dict) -> list[Violation]:
         out.append(Violation("outputs", "Outputs", "no output with the connect queue's URL"))
     if dlq and dlq not in refs:
         out.append(Violation("outputs", "Outputs", "no output with the dead-letter queue's URL"))
+    fan_out = verify_queue(template)
+    fq = props(resources(template, "AWS::SQS::Queue").get(fan_out) or {}) if fan_out else {}
+    fan_out_dlq = target((fq.get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+    for queue_id, what in ((fan_out, "verify queue"), (fan_out_dlq, "verify queue's dead-letter queue")):
+        if queue_id and queue_id not in refs:
+            out.append(Violation("outputs", "Outputs", f"no output with the {what}'s URL"))
     api_urls = [v for v in values if isinstance(v, dict) and "Fn::Sub" in v and "execute-api" in str(v["Fn::Sub"])]
     if not api_urls:
         out.append(Violation("outputs", "Outputs", "no output with the API URL"))

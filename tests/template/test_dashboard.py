@@ -1,10 +1,14 @@
 """The operations dashboard (template.yaml, AWS::CloudWatch::Dashboard): its body is JSON once
-CloudFormation has substituted it, it shows what operators need (connects by outcome, verify's
-health counts, both dead-letter queues, upstream latency p50/p99), an output links to it, and it
-names only metrics the functions write: every StaraConnect metric, dimension and Function value
-must appear in the Rust code that writes Embedded Metric Format lines (shared/src). A metric
-renamed in the code, or mistyped here, would leave an empty graph that nobody notices; these
-rules fail instead. Each rule is also shown to fail on a broken copy.
+CloudFormation has substituted it, whichever conditions hold, it shows what operators need
+(connects by outcome, verify's health counts with `Unchecked`, every dead-letter queue, the
+verify queue and the fan-out listing, upstream latency p50/p99, every alarm), an output links to
+it, and it names only metrics the functions write: every StaraConnect metric, dimension and
+Function value must appear in the Rust code that writes Embedded Metric Format lines
+(shared/src). A metric renamed in the code, or mistyped here, would leave an empty graph that
+nobody notices; these rules fail instead. A resource that exists only under a condition (the
+fan-out queues and alarms, the alerts alarm) may be named only through a `!Sub` variable under
+that same condition, or the stack would fail to deploy without it. Each rule is also shown to
+fail on a broken copy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from cfnlint.decode import cfn_yaml
+
+import template_rules as rules
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -44,16 +50,41 @@ def emitted(source: str) -> dict[str, set[str]]:
     }
 
 
-def substitute(template: dict, body) -> str:
-    """The body as CloudFormation renders it, with placeholder values; fails on an unknown name."""
+def render(template: dict, value, conditions: dict[str, bool]) -> str:
+    """A `!Sub` variable's value as CloudFormation renders it when `conditions` hold: resources
+    as `<Name.Attribute>`, pseudo parameters as PSEUDO."""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    assert isinstance(value, dict) and len(value) == 1, f"a variable the rule cannot render: {value!r}"
+    (fn, arg), = value.items()
+    if fn == "Fn::If":
+        name, yes, no = arg
+        return render(template, yes if conditions.get(name, False) else no, conditions)
+    if fn == "Fn::Join":
+        separator, parts = arg
+        return separator.join(render(template, part, conditions) for part in parts)
+    if fn == "Ref" and arg in PSEUDO:
+        return PSEUDO[arg]
+    name, attribute = rules.getatt(value) or (rules.target(value), "Ref")
+    assert name in template["Resources"], f"the dashboard names {name}: no such resource"
+    return f"<{name}.{attribute}>"
+
+
+def substitute(template: dict, body, conditions: dict[str, bool] | None = None) -> str:
+    """The body as CloudFormation renders it when `conditions` hold (default: every condition
+    true), with placeholder values; fails on an unknown name."""
     text, variables = (body, {}) if isinstance(body, str) else (body[0], body[1])
     resources = template["Resources"]
+    if conditions is None:
+        conditions = {name: True for name in template.get("Conditions") or {}}
 
     def value(match: re.Match) -> str:
         name = match.group(1)
         if name.startswith("!"):
             return "${" + name[1:] + "}"  # ${!Literal} renders as ${Literal}
-        if name in variables or name in PSEUDO or name in (template.get("Parameters") or {}):
+        if name in variables:
+            return render(template, variables[name], conditions)
+        if name in PSEUDO or name in (template.get("Parameters") or {}):
             return PSEUDO.get(name, f"<{name}>")
         resource, _, attribute = name.partition(".")
         assert resource in resources, f"the dashboard body names ${{{name}}}: no such resource"
@@ -62,15 +93,53 @@ def substitute(template: dict, body) -> str:
     return re.sub(r"\$\{([^}]+)\}", value, text)
 
 
+def named(value) -> set[str]:
+    """The resources a value names through Ref or GetAtt, however deep."""
+    found = set()
+    if isinstance(value, dict):
+        if rules.target(value):
+            found.add(rules.target(value))
+        for inner in value.values():
+            found |= named(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= named(inner)
+    return found
+
+
+def unguarded(template: dict, body) -> list[str]:
+    """Conditional resources the body names where they may not exist: in its text (always
+    rendered), or in a variable outside an `!If` on the resource's own condition."""
+    text, variables = (body, {}) if isinstance(body, str) else (body[0], body[1])
+    resources = template["Resources"]
+    out = []
+    for name in re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}", text):
+        condition = (resources.get(name) or {}).get("Condition")
+        if condition:
+            out.append(f"${{{name}...}} in the body: {name} exists only when {condition}")
+    for variable, value in variables.items():
+        for under, leaf in rules.branches(value):
+            for name in named(leaf):
+                condition = (resources.get(name) or {}).get("Condition")
+                if condition and (condition, True) not in under:
+                    out.append(f"variable {variable} names {name} outside !If [{condition}, ...]")
+    return out
+
+
 def dashboards(template: dict) -> dict[str, dict]:
     return {n: r for n, r in template["Resources"].items() if r.get("Type") == "AWS::CloudWatch::Dashboard"}
 
 
-def body_of(template: dict) -> dict:
+def body_of(template: dict, conditions: dict[str, bool] | None = None) -> dict:
     (resource,) = dashboards(template).values()
     body = resource["Properties"]["DashboardBody"]
     assert isinstance(body, dict) and "Fn::Sub" in body, "DashboardBody is a !Sub of the JSON text"
-    return json.loads(substitute(template, body["Fn::Sub"]))
+    return json.loads(substitute(template, body["Fn::Sub"], conditions))
+
+
+def sub_of(template: dict):
+    (resource,) = dashboards(template).values()
+    return resource["Properties"]["DashboardBody"]["Fn::Sub"]
 
 
 def metric_references(body: dict) -> list[dict]:
@@ -108,9 +177,12 @@ def violations(template: dict, source: str) -> list[str]:
     if len(found) != 1:
         return [f"expected one AWS::CloudWatch::Dashboard, found {sorted(found)}"]
     try:
+        for case in rules.condition_cases(template):
+            body_of(template, case)
         body = body_of(template)
-    except (AssertionError, ValueError) as error:
+    except (AssertionError, ValueError, TypeError) as error:
         return [f"the dashboard body does not render to JSON: {error}"]
+    out += unguarded(template, sub_of(template))
     code = emitted(source)
     references = metric_references(body)
     for ref in references:
@@ -139,9 +211,13 @@ def violations(template: dict, source: str) -> list[str]:
 
     if not shows("Connects", dimension="Outcome"):
         out.append("the dashboard does not show connects by outcome (Connects, dimension Outcome)")
-    for count in ("Checked", "Healthy", "Unhealthy", "Missing", "Pending", "Errors"):
+    for count in ("Checked", "Healthy", "Unhealthy", "Missing", "Pending", "Errors", "Unchecked", "Listed", "CheckMessages"):
         if not any(r["metric"] == count and r["dimensions"] == {"Function": "verify"} for r in references):
             out.append(f"the dashboard does not show verify's {count} (Function=verify)")
+    queue = rules.verify_queue(template)
+    for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        if queue and not shows(metric, queue=queue):
+            out.append(f"the dashboard does not show the verify queue's {metric}")
     for queue, r in template["Resources"].items():
         is_dlq = r.get("Type") == "AWS::SQS::Queue" and (
             "DeadLetter" in queue or "dlq" in json.dumps(r.get("Properties", {}).get("QueueName", "")))
@@ -150,6 +226,11 @@ def violations(template: dict, source: str) -> list[str]:
     for stat in ("p50", "p99"):
         if not shows("UpstreamLatency", stat=stat):
             out.append(f"the dashboard does not show UpstreamLatency {stat}")
+
+    shown_alarms = {a for w in body["widgets"] if w.get("type") == "alarm" for a in w["properties"]["alarms"]}
+    for alarm in rules.resources(template, "AWS::CloudWatch::Alarm"):
+        if f"<{alarm}.Arn>" not in shown_alarms:
+            out.append(f"the dashboard's alarm widget does not show {alarm}")
 
     outputs = [o.get("Value") for o in (template.get("Outputs") or {}).values()]
     (name,) = dashboards(template)
@@ -177,6 +258,8 @@ def test_the_rule_reads_the_code(source):
     code = emitted(source)
     # If these are not found, the rule's patterns no longer match how the code writes metrics.
     assert {"Connects", "UpstreamLatency", "Checked", "Errors"} <= code["metrics"], code
+    # Issue 12: verify writes these in both modes (Unchecked) or when it fans out (the others).
+    assert {"Unchecked", "Listed", "CheckMessages"} <= code["metrics"], code
     assert {"Function", "Outcome"} <= code["dimensions"], code
     assert {"connect", "verify"} <= code["functions"], code
 
@@ -185,19 +268,27 @@ def test_the_body_renders_to_json_with_the_queues_and_alarms(template):
     body = body_of(template)
     rendered = json.dumps(body)
     assert "<ConnectDeadLetterQueue.QueueName>" in rendered
+    assert "<VerifyQueue.QueueName>" in rendered and "<VerifyDeadLetterQueue.QueueName>" in rendered
     alarms = [w for w in body["widgets"] if w["type"] == "alarm"]
     for arn in (a for w in alarms for a in w["properties"]["alarms"]):
         name = re.fullmatch(r"<(\w+)\.Arn>", arn)
         assert name and template["Resources"][name.group(1)]["Type"] == "AWS::CloudWatch::Alarm", arn
-        assert "Condition" not in template["Resources"][name.group(1)], f"{arn} may not exist"
+    # Without fan-out or alerts, their queues and alarms are not named at all.
+    off = body_of(template, {name: False for name in template["Conditions"]})
+    rendered = json.dumps(off)
+    for name, resource in template["Resources"].items():
+        if resource.get("Condition"):
+            assert f"<{name}." not in rendered, f"{name} is named when it does not exist"
+    off_alarms = [a for w in off["widgets"] if w["type"] == "alarm" for a in w["properties"]["alarms"]]
+    assert len(off_alarms) == len([a for a in rules.resources(template, "AWS::CloudWatch::Alarm").values() if "Condition" not in a])
+    assert unguarded(template, sub_of(template)) == []
 
 
 def _broken(template, old, new):
     broken = copy.deepcopy(template)
-    (resource,) = dashboards(broken).values()
-    body = resource["Properties"]["DashboardBody"]
-    assert old in body["Fn::Sub"], old
-    body["Fn::Sub"] = body["Fn::Sub"].replace(old, new)
+    sub = sub_of(broken)
+    assert old in sub[0], old
+    sub[0] = sub[0].replace(old, new)
     return broken
 
 
@@ -235,3 +326,35 @@ def test_missing_panels_and_output_are_caught(template, source):
 
 def test_a_metric_the_code_stops_writing_is_caught(template, source):
     assert any("UpstreamLatency" in v for v in violations(template, source.replace('"UpstreamLatency"', '"Latency"')))
+    assert any("no code writes the metric Unchecked" in v for v in violations(template, source.replace('"Unchecked"', '"NotChecked"')))
+
+
+def test_fan_out_panels_and_alarms_are_caught(template, source):
+    """The verify queue, its DLQ, Unchecked and the fan-out listing must be shown, every alarm
+    must be on the alarm widget, and a conditional resource may only come in under its condition."""
+    broken = _broken(template, '["StaraConnect", "Unchecked", "Function", "verify", {"label": "unchecked (out of time)"}],\n', "")
+    assert any("verify's Unchecked" in v for v in violations(broken, source))
+    broken = _broken(template, '["StaraConnect", "Listed", "Function", "verify", {"label": "growers listed"}],\n', "")
+    assert any("verify's Listed" in v for v in violations(broken, source))
+    broken = _broken(template, '"${VerifyDeadLetterQueueName}"', '"${ConnectDeadLetterQueue.QueueName}"')
+    assert any("dead-letter queue VerifyDeadLetterQueue" in v for v in violations(broken, source))
+    broken = _broken(template, '"ApproximateAgeOfOldestMessage", "QueueName", "${VerifyQueueName}"',
+                     '"ApproximateAgeOfOldestMessage", "QueueName", "${ConnectQueue.QueueName}"')
+    assert any("verify queue's ApproximateAgeOfOldestMessage" in v for v in violations(broken, source))
+    broken = _broken(template, '${FanOutAlarms}', "")
+    assert any("does not show VerifyDeadLetterAlarm" in v for v in violations(broken, source))
+    broken = _broken(template, '"${VerifyCheckErrorsAlarm.Arn}",\n', "")
+    assert any("does not show VerifyCheckErrorsAlarm" in v for v in violations(broken, source))
+    # Named in the body itself, the fan-out queue would break a stack deployed without fan-out.
+    broken = _broken(template, '"${VerifyQueueName}"', '"${VerifyQueue.QueueName}"')
+    assert any("VerifyQueue exists only when FanOutEnabled" in v for v in violations(broken, source))
+    broken = copy.deepcopy(template)
+    sub_of(broken)[1]["VerifyQueueName"] = {"Fn::GetAtt": ["VerifyQueue", "QueueName"]}
+    assert any("names VerifyQueue outside !If [FanOutEnabled" in v for v in violations(broken, source))
+    broken = copy.deepcopy(template)
+    sub_of(broken)[1]["VerifyQueueName"] = {"Fn::If": ["UseJwt", {"Fn::GetAtt": ["VerifyQueue", "QueueName"]}, "x"]}
+    assert any("names VerifyQueue outside !If [FanOutEnabled" in v for v in violations(broken, source))
+    # A fragment that breaks the JSON in one mode only is caught too.
+    broken = copy.deepcopy(template)
+    sub_of(broken)[1]["FanOutAlarms"]["Fn::If"][2] = ", "
+    assert any("does not render to JSON" in v for v in violations(broken, source))

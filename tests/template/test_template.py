@@ -233,14 +233,20 @@ def test_secrets_are_read_only_under_the_grower_prefix_and_the_leaf_secret(fns):
             assert "*" not in rules.as_list(st["Resource"]) or rules.as_list(st["Action"]) == ["secretsmanager:ListSecrets"], (binary, st)
 
 
-def test_only_verify_lists_secrets_and_sends_only_to_the_connect_queue(template, fns):
+def test_only_verify_lists_secrets_and_each_works_only_its_own_queues(template, fns):
     def actions(binary):
         return {a for st in _statements(fns[binary]) for a in rules.as_list(st["Action"])}
 
     assert actions("connect") == {"secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} | rules.GROWER_STATE_ACTIONS
-    assert actions("verify") == {"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets", "secretsmanager:DescribeSecret", "sqs:SendMessage"}
-    (send,) = [st for st in _statements(fns["verify"]) if "sqs:SendMessage" in rules.as_list(st["Action"])]
-    assert send["Resource"] == {"Fn::GetAtt": [rules.connect_queue(template), "Arn"]}
+    assert actions("verify") == {"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets", "secretsmanager:DescribeSecret"} | rules.VERIFY_QUEUE_ACTIONS
+    # Verify sends repairs to the connect queue, and (fan-out only) works its own queue.
+    sqs = [st for st in _statements(fns["verify"]) if any(a.startswith("sqs:") for a in rules.as_list(st["Action"]))]
+    assert {json.dumps(st["Resource"]) for st in sqs} == {
+        json.dumps({"Fn::GetAtt": [rules.connect_queue(template), "Arn"]}),
+        json.dumps({"Fn::GetAtt": [rules.verify_queue(template), "Arn"]}),
+    }
+    (repairs,) = [st for st in sqs if rules.getatt(st["Resource"])[0] == rules.connect_queue(template)]
+    assert repairs["Action"] == "sqs:SendMessage"
     (poll,) = [st for st in _statements(fns["connect"]) if "sqs:ReceiveMessage" in rules.as_list(st["Action"])]
     assert poll["Resource"] == {"Fn::GetAtt": [rules.connect_queue(template), "Arn"]}
     assert set(poll["Action"]) == rules.POLL_ACTIONS
@@ -376,7 +382,9 @@ def test_what_sam_generates_keeps_the_rules(template, monkeypatch):
     out = transform(t, {"LeafSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:leaf-AbC123"}, ManagedPolicies())
     generated = out["Resources"]
 
-    (esm_name,) = [n for n, r in generated.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    mappings = {n for n, r in generated.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"}
+    assert mappings == {"ConnectFunctionConnectQueue", "VerifyQueueEventSourceMapping"}
+    esm_name = "ConnectFunctionConnectQueue"
     esm = generated[esm_name]["Properties"]
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert esm["ScalingConfig"]["MaximumConcurrency"] >= 2
@@ -385,6 +393,11 @@ def test_what_sam_generates_keeps_the_rules(template, monkeypatch):
     assert generated[esm_name]["DependsOn"] == "ConnectFunctionRole" and "ConnectFunctionRole" in generated
     (function_arn,) = [n for n, r in generated.items() if r["Type"] == "AWS::Lambda::Function" and n == "ConnectFunction"]
     assert generated[function_arn]["Properties"]["Role"] == {"Fn::GetAtt": ["ConnectFunctionRole", "Arn"]}
+    # The verify queue's mapping (fan-out only) likewise waits for the role holding FanOutVerifyRuns.
+    verify_esm = generated["VerifyQueueEventSourceMapping"]
+    assert verify_esm["Condition"] == "FanOutEnabled" and verify_esm["DependsOn"] == "VerifyFunctionRole"
+    assert verify_esm["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert verify_esm["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["VerifyQueue", "Arn"]}
 
     (schedule,) = [r["Properties"] for r in generated.values() if r["Type"] == "AWS::Scheduler::Schedule"]
     assert json.loads(schedule["Target"]["Input"]) == {"source": "stara-connect.scheduler", "action": "verify-all"}
@@ -419,17 +432,30 @@ def test_what_sam_generates_keeps_the_rules(template, monkeypatch):
             "Resource": {"Fn::GetAtt": ["ConnectQueue", "Arn"]},
         }
     ]
+    # SAM keeps the fan-out statement's !If: it exists only when the verify queue does.
+    (fan_out,) = [
+        st
+        for policy in roles["VerifyFunctionRole"]["Policies"]
+        for st in rules.as_list(policy["PolicyDocument"]["Statement"])
+        if "Fn::If" in st
+    ]
+    assert fan_out["Fn::If"][0] == "FanOutEnabled" and fan_out["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert fan_out["Fn::If"][1]["Resource"] == {"Fn::GetAtt": ["VerifyQueue", "Arn"]}
     for name, role in roles.items():
         for policy in role.get("Policies", []):
-            for st in rules.as_list(policy["PolicyDocument"]["Statement"]):
+            for _, st in rules.branches(policy["PolicyDocument"]["Statement"]):
                 for action in rules.as_list(st["Action"]):
                     assert "*" not in action, (name, st)
                     if action == "secretsmanager:GetSecretValue":
                         assert "*" not in rules.as_list(st["Resource"]), (name, st)
                     if action == "sqs:SendMessage":
-                        assert rules.getatt(st["Resource"]) in {("ConnectQueue", "Arn"), ("VerifyScheduleDeadLetterQueue", "Arn")}, (name, st)
-                    if action in rules.POLL_ACTIONS:
-                        assert name == "ConnectFunctionRole" and rules.getatt(st["Resource"]) == ("ConnectQueue", "Arn"), (name, st)
+                        allowed = {("ConnectQueue", "Arn"), ("VerifyScheduleDeadLetterQueue", "Arn"), ("VerifyQueue", "Arn")}
+                        assert rules.getatt(st["Resource"]) in allowed, (name, st)
+                    if action in rules.POLL_ACTIONS | {"sqs:ChangeMessageVisibility"}:
+                        assert (name, rules.getatt(st["Resource"])) in {
+                            ("ConnectFunctionRole", ("ConnectQueue", "Arn")),
+                            ("VerifyFunctionRole", ("VerifyQueue", "Arn")),
+                        }, (name, st)
                     if action == "lambda:InvokeFunction":
                         assert name == "VerifyFunctionSweepRole" and st["Resource"] == {"Fn::GetAtt": ["VerifyFunction", "Arn"]}
 
