@@ -130,6 +130,23 @@ impl Bed {
         Function::spawn(running.function.name(), &running.runtime, &self.env(extra_env))
     }
 
+    /// Starts `n` processes of `bin` (at least one) polling one emulator, each captured like
+    /// [`run`](Self::run)'s: warm instances of one function sharing its invocations, each
+    /// invocation served by whichever process is idle.
+    pub async fn run_fleet(&self, bin: &str, n: usize, extra_env: &[(&str, &str)]) -> Vec<Running> {
+        let first = self.run(bin, extra_env).await;
+        let mut fleet = Vec::with_capacity(n.max(1));
+        for _ in 1..n {
+            fleet.push(Running {
+                runtime: first.runtime.clone(),
+                function: self.run_beside(&first, extra_env),
+                capture_dir: self.capture_dir.clone(),
+            });
+        }
+        fleet.insert(0, first);
+        fleet
+    }
+
     /// Sends a connect request for each of `ids` as SQS batches of 10, `in_flight` batches at a
     /// time, and returns the ids whose messages came back as batch item failures.
     pub async fn deliver(&self, running: &Running, ids: &[String], in_flight: usize) -> Vec<String> {

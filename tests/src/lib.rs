@@ -34,6 +34,7 @@ pub fn load_event(name: &str) -> serde_json::Value {
 pub mod alerts;
 pub mod aws_proxy;
 pub mod bed;
+pub mod event_source;
 pub mod leaks;
 pub mod queue;
 pub mod secret_state;

@@ -82,8 +82,13 @@ impl StandIn {
 }
 
 impl State {
-    /// The fault a request to `route` gets, if any: the next queued one, else maybe a random one.
+    /// The fault a request to `route` gets, if any: a raging storm's 429, else the next queued
+    /// one, else maybe a random one.
     pub(super) fn next_fault(&mut self, route: Route) -> Option<Fault> {
+        if let Some(refused) = self.storm_fault(route) {
+            *self.faults_served.entry(route).or_default() += 1;
+            return Some(refused);
+        }
         let queued = self.faults.get_mut(&route).and_then(VecDeque::pop_front);
         let fault = queued.or_else(|| {
             self.random_faults.get(&route).and_then(|choices| {

@@ -15,6 +15,7 @@ mod leaf_users;
 mod leaf_webhooks;
 mod routes;
 mod stara;
+mod storm;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,7 @@ pub use faults::{Fault, RetryAfter};
 pub use leaf_credentials::CredentialView;
 pub use leaf_webhooks::WebhookView;
 pub use routes::Route;
+pub use storm::{StormView, count_between, peak_in_window};
 
 /// One request as it arrived at the stand-in.
 #[derive(Debug, Clone)]
@@ -99,6 +101,8 @@ struct State {
     latency: Duration,
     secrets: Vec<String>,
     webhooks: leaf_webhooks::Webhooks,
+    /// A 429 storm on some Leaf routes, if one was set up.
+    storm: Option<storm::Storm>,
 }
 
 impl StandIn {

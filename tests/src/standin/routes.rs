@@ -43,6 +43,11 @@ impl Route {
         Route::LeafGetWebhooks,
         Route::LeafDeleteWebhook,
     ];
+
+    /// Whether the route is served by the Leaf listener.
+    pub fn is_leaf(self) -> bool {
+        !matches!(self, Route::StaraAuth | Route::StaraToken)
+    }
 }
 
 /// Which of the two listeners a request arrived on.

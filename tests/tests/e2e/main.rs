@@ -8,6 +8,7 @@
 mod alerts;
 mod connect;
 mod custom_resource;
+mod fanout;
 mod faults;
 mod lifecycle;
 mod load;

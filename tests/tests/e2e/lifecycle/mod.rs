@@ -107,7 +107,7 @@ impl World {
 fn summary(counts: &[(&str, u64)]) -> Value {
     let mut summary = json!({
         "checked": 0, "healthy": 0, "unhealthy": 0, "missing": 0, "pending": 0, "errors": 0,
-        "repairsQueued": 0, "repairsFailed": 0, "disconnected": 0, "loginRejected": 0,
+        "unchecked": 0, "repairsQueued": 0, "repairsFailed": 0, "disconnected": 0, "loginRejected": 0,
     });
     for (name, count) in counts {
         assert!(summary.get(name).is_some(), "no summary field {name}");

@@ -100,8 +100,21 @@ async fn the_api_reports_each_health_and_never_a_token() {
 async fn events_verify_does_not_serve_are_refused_and_it_keeps_serving() {
     let bed = Bed::start().await;
     let running = bed.run("verify", &[]).await;
+    // Verify's SQS trigger is the verify queue: a connect request there is refused for good
+    // (logged, no batch item failure), not retried.
+    let refused = bed
+        .invoke(&running, load_event("connect-sqs.json"))
+        .await
+        .expect_ok();
+    assert_eq!(refused, json!({"batchItemFailures": []}));
+    assert!(
+        running
+            .function
+            .log_json()
+            .iter()
+            .any(|l| l["message"] == "verify message refused" && l["code"] == "invalid_message")
+    );
     for event in [
-        load_event("connect-sqs.json"),
         json!({"source": "aws.events", "detail-type": "Object Created"}),
         json!([1]),
     ] {

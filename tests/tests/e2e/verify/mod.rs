@@ -29,8 +29,8 @@ fn summary(
 ) -> Value {
     json!({
         "checked": checked, "healthy": healthy, "unhealthy": unhealthy, "missing": missing,
-        "pending": pending, "errors": errors, "repairsQueued": repairs_queued, "repairsFailed": 0,
-        "disconnected": 0, "loginRejected": 0,
+        "pending": pending, "errors": errors, "unchecked": 0, "repairsQueued": repairs_queued,
+        "repairsFailed": 0, "disconnected": 0, "loginRejected": 0,
     })
 }
 

@@ -16,7 +16,7 @@ use super::{grower, scheduled_run, summary, verify_api_event};
 async fn a_scheduled_run_over_a_mix_gives_the_right_summary() {
     let bed = Bed::start().await;
     // No CONNECT_QUEUE_URL: nothing is repaired, only counted.
-    let running = bed.run("verify", &[]).await;
+    let running = bed.run("verify", &[testbed::moto::PATIENT_SDK]).await;
     for _ in 0..3 {
         grower(&bed, Some("OK")).await;
     }
@@ -95,7 +95,12 @@ async fn repairs_are_queued_and_connect_makes_every_connection_healthy_again() {
         uuid::Uuid::new_v4().simple()
     ))
     .await;
-    let verify = bed.run("verify", &[("CONNECT_QUEUE_URL", queue.as_str())]).await;
+    let verify = bed
+        .run(
+            "verify",
+            &[("CONNECT_QUEUE_URL", queue.as_str()), testbed::moto::PATIENT_SDK],
+        )
+        .await;
     let connect = bed.run("connect", &[]).await;
 
     let healthy = grower(&bed, Some("OK")).await;
@@ -311,7 +316,7 @@ async fn seed_growers(bed: &Bed, n: usize, status: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_run_over_a_thousand_growers_completes() {
     let bed = Bed::start().await;
-    let running = bed.run("verify", &[]).await;
+    let running = bed.run("verify", &[testbed::moto::PATIENT_SDK]).await;
     running.runtime.set_function_timeout(Duration::from_secs(300));
     running.runtime.set_invoke_timeout(Duration::from_secs(300));
     seed_growers(&bed, 1000, "OK").await;
