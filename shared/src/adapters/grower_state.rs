@@ -3,6 +3,7 @@
 //! grower's state at no extra cost. docs/HEALTH.md names the tags and what sets them.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
@@ -14,6 +15,7 @@ use super::metrics::MetricSet;
 use crate::domain::error::ConnectorError;
 use crate::domain::model::{GrowerState, Mark};
 use crate::domain::ports::GrowerStates;
+use crate::domain::time::record_upstream;
 
 /// `true` while an operator's disconnect holds.
 pub(crate) const DISCONNECTED_TAG: &str = "stara-connect:disconnected";
@@ -120,7 +122,15 @@ impl GrowerStates for SecretsManagerStates {
 
     async fn mark(&self, user: &Uuid, mark: Mark) {
         let secret_id = self.secret_id(user);
-        match self.write(&secret_id, &mark).await {
+        let started = Instant::now();
+        let written = self.write(&secret_id, &mark).await;
+        // A workflow waits for its mark alone: that wait is upstream time, not the function's own.
+        record_upstream(started.elapsed());
+        match written {
+            // Routine on every attach; the connect's own log line names the credentials.
+            Ok(()) if matches!(mark, Mark::Attached { .. }) => {
+                tracing::debug!(leafUserId = %user, mark = ?mark, "grower state recorded")
+            }
             Ok(()) => tracing::info!(leafUserId = %user, mark = ?mark, "grower state recorded"),
             Err(detail) => {
                 // The workflow it records has happened: tell the operator, do not undo it.

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use super::health::{self, Health};
 use super::model::{ConnectRequest, Created, GrowerState, LeafCredentials, Mark, StaraLogin};
 use super::ports::{GrowerLogins, GrowerStates, LeafApi, StaraApi};
-use super::time::{Deadline, within_deadline};
+use super::time::{Deadline, record_upstream, within_deadline};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -120,13 +121,25 @@ impl Connector {
     ) -> Result<ConnectReport, ConnectorError> {
         let user = &request.leaf_user_id;
         let repair = request.reason.is_some();
-        // Every read at once: what people did, what Leaf holds, and the grower's login. The login
+        // Every read at once: what Leaf holds, what people did, and the grower's login. The login
         // is read ahead (cached, so usually no call): a repeat or a skipped repair never uses it.
-        let (state, held, login) = tokio::join!(
-            within_deadline(deadline, self.states.state(user)),
-            self.leaf.get_credentials(user, deadline),
-            within_deadline(deadline, self.logins.grower_login(user)),
+        // Leaf's GET is sent first: it is the longest wait, and the store's requests are signed
+        // while it is on its way.
+        let started = Instant::now();
+        let (held, (state, login, store_wait)) = tokio::join!(
+            biased;
+            timed(self.leaf.get_credentials(user, deadline)),
+            async {
+                let (state, login) = tokio::join!(
+                    within_deadline(deadline, self.states.state(user)),
+                    within_deadline(deadline, self.logins.grower_login(user)),
+                );
+                (state, login, started.elapsed())
+            },
         );
+        let (held, leaf_wait) = held;
+        // The store's reads run beside Leaf's GET; only a read that outlasts it adds a wait.
+        record_upstream(store_wait.saturating_sub(leaf_wait));
         let state = state?.unwrap_or_default();
         if repair && state.disconnected {
             return Ok(ConnectReport::kept(Outcome::SkippedDisconnected, None));
@@ -255,7 +268,9 @@ impl Connector {
             return Ok(login);
         }
         self.logins.forget(user);
-        within_deadline(deadline, self.logins.grower_login(user)).await
+        let (login, waited) = timed(within_deadline(deadline, self.logins.grower_login(user))).await;
+        record_upstream(waited);
+        login
     }
 
     /// Removes the grower's credentials at Leaf and marks the grower disconnected, so that no
@@ -275,6 +290,13 @@ impl Connector {
         self.states.mark(user, Mark::Disconnected).await;
         Ok(outcome)
     }
+}
+
+/// The output of `work`, and how long it took.
+async fn timed<F: Future>(work: F) -> (F::Output, Duration) {
+    let started = Instant::now();
+    let output = work.await;
+    (output, started.elapsed())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::domain::model::{CredentialEvent, StaraTokens};
+use crate::domain::time::measure_upstream;
 use crate::testing::{FakeLeaf, FakeLogins, FakeStara, FakeStates};
 
 const RTT: Duration = Duration::from_millis(20);
@@ -49,6 +50,21 @@ impl StaraApi for Slow<FakeStara> {
     async fn issue_tokens(&self, login: &StaraLogin, d: &Deadline) -> Result<StaraTokens, ConnectorError> {
         trip(2).await;
         self.0.issue_tokens(login, d).await
+    }
+}
+
+/// The grower's state, read in `.1` round trips.
+struct SlowStates(Arc<FakeStates>, u32);
+
+#[async_trait]
+impl GrowerStates for SlowStates {
+    async fn state(&self, user: &Uuid) -> Result<Option<GrowerState>, ConnectorError> {
+        trip(self.1).await;
+        self.0.state(user).await
+    }
+    async fn mark(&self, user: &Uuid, mark: Mark) {
+        trip(1).await;
+        self.0.mark(user, mark).await
     }
 }
 
@@ -197,4 +213,28 @@ async fn the_user_is_looked_up_only_when_leaf_holds_nothing() {
     assert_eq!((trips, w.lookups.load(Ordering::SeqCst)), (6.0, 0));
     let (report, trips) = timed(&world(), true, None).await;
     assert_eq!((report.unwrap().outcome, trips), (Outcome::Connected, 5.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_read_slower_than_leafs_get_counts_as_upstream_beyond_it() {
+    let (logins, states, stara, leaf, user) = super::tests::fakes();
+    leaf.hold(user, "OK");
+    let connector = Connector::new(
+        Arc::new(Slow(logins)),
+        Arc::new(SlowStates(states, 3)),
+        Arc::new(Slow(stara)),
+        Arc::new(SlowLeaf(leaf, Arc::default())),
+        Duration::from_secs(2),
+    );
+    let request = ConnectRequest {
+        leaf_user_id: user,
+        force: false,
+        reason: None,
+    };
+    let deadline = Deadline::after(Duration::from_secs(5));
+    let (report, upstream) = measure_upstream(connector.connect(&request, &deadline)).await;
+    assert_eq!(report.unwrap().outcome, Outcome::AlreadyConnected);
+    // Leaf's GET (one round trip) is its adapter's to record; the state read beside it took
+    // three, so two of them were a wait of their own. (The fakes record nothing else.)
+    assert_eq!(upstream, RTT * 2);
 }

@@ -157,6 +157,7 @@ async fn run_connect(
                 trigger,
                 outcome = report.outcome.as_str(),
                 leafStatus = report.credentials.as_ref().map(|c| c.status.as_str()),
+                credentialsId = report.credentials.as_ref().map(|c| c.id.as_str()),
                 upstreamMs = upstream_ms,
                 "connect finished"
             ),
