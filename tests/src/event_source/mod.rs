@@ -27,6 +27,7 @@ use crate::bed::{Bed, Running};
 use crate::moto;
 
 mod records;
+mod via;
 
 pub use records::sqs_event;
 use records::{attribute, id_of, reported_failures};
@@ -139,8 +140,13 @@ impl Mapping {
     /// in flight or delayed) and no batch is in flight, or until [`timeout`](Self::timeout).
     /// Invocations go through [`Bed::invoke`] (their responses join the leak scan).
     pub async fn drain(&self, bed: &Bed, function: &Running, queue_url: &str) -> Drained {
+        self.drain_with(moto::sqs_client().await, bed, function, queue_url)
+            .await
+    }
+
+    /// [`drain`](Self::drain) with the SQS calls made by `client`.
+    async fn drain_with(&self, client: Client, bed: &Bed, function: &Running, queue_url: &str) -> Drained {
         assert!((1..=10).contains(&self.batch_size), "BatchSize is 1 to 10");
-        let client = moto::sqs_client().await;
         let source = Source {
             mapping: self,
             bed,
