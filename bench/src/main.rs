@@ -1,20 +1,25 @@
 //! `make bench` (scripts/bench.sh builds the release binaries, then runs this with
 //! `TESTBED_BIN_DIR=target/release`): init and cold starts, warm overhead, secret caching, batch
 //! scaling, first and repeat connects beside a hand-written Python handler, verify at scale, load,
-//! artifact size. Writes docs/BENCHMARKS.md and docs/benchmarks-batch.svg.
+//! verify's fan-out over 100,000 growers, artifact size. Writes docs/BENCHMARKS.md and
+//! docs/benchmarks-batch.svg.
 //!
 //! Settings (environment):
 //!   BENCH_LATENCY_MS       delay the Stara/Leaf stand-ins add to every request (20)
-//!   BENCH_ONLY             a comma-separated subset of: init,warm,batch,python,verify,load,size
+//!   BENCH_ONLY             a comma-separated subset of: init,warm,batch,python,verify,load,fanout,size
 //!                          (a partial run writes to target/bench/, not docs/)
 //!   BENCH_INIT_RUNS        starts of each binary for the init time (20)
 //!   BENCH_WARM_RUNS        measured warm connects (50)
+//!   BENCH_BATCH_SIZES      batch sizes of the batch scaling (1,2,5,10,20,50,100)
+//!   BENCH_BATCH_REPS       repetitions of every batch size (9 up to 10 messages, 5 up to 50, 3 above)
 //!   BENCH_VERIFY_GROWERS   fleets for verify at scale (1000,10000)
 //!   BENCH_LOAD_GROWERS     connects in the load scenario (1000)
+//!   BENCH_FANOUT_GROWERS   growers of the fan-out scenario (100000)
 //!   BENCH_OUT              where to write the report (docs/ for a full run)
 
 mod chart;
 mod connect;
+mod fanout;
 mod init;
 mod load;
 mod machine;
@@ -22,6 +27,7 @@ mod python;
 mod report;
 mod size;
 mod stats;
+mod upstream;
 mod verify;
 mod world;
 
@@ -34,7 +40,9 @@ use crate::machine::Machine;
 use crate::report::{Report, RunFacts, pass_text};
 use crate::world::World;
 
-const SCENARIOS: [&str; 7] = ["init", "warm", "batch", "python", "verify", "load", "size"];
+const SCENARIOS: [&str; 8] = [
+    "init", "warm", "batch", "python", "verify", "load", "fanout", "size",
+];
 const BATCH_SIZES: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
 /// Method, harness distortion, profiling and sizing: prose kept next to the code that measures.
 const NOTES: &str = include_str!("../NOTES.md");
@@ -141,7 +149,11 @@ async fn main() {
         connect::warm(&world, warm_runs, &mut report).await;
     }
     if wanted("batch") {
-        svg = connect::batches(&world, &BATCH_SIZES, &mut report).await;
+        let sizes = list("BENCH_BATCH_SIZES", &BATCH_SIZES);
+        let reps = std::env::var("BENCH_BATCH_REPS")
+            .is_ok()
+            .then(|| number("BENCH_BATCH_REPS", 9).max(1) as usize);
+        svg = connect::batches(&world, &sizes, reps, &mut report).await;
     }
     if wanted("python") {
         python::run(&world, &mut report).await;
@@ -151,6 +163,10 @@ async fn main() {
     }
     if wanted("load") && load_growers > 0 {
         load::run(&world, load_growers, &mut report).await;
+    }
+    if wanted("fanout") {
+        let growers = number("BENCH_FANOUT_GROWERS", fanout::GROWERS as u64) as usize;
+        fanout::run(&world, growers, &mut report).await;
     }
     if wanted("size") {
         size::run(&root, &mut report);
@@ -187,8 +203,11 @@ async fn main() {
         harness: if cfg!(debug_assertions) {
             "`target/debug/bench` (dev profile: the test bed's own code unoptimised, its dependencies at opt-level 1); see \"Does the harness distort the figures?\" below".to_owned()
         } else {
-            "an optimised build of `bench`".to_owned()
+            "`target/bench-harness/bench` (profile `bench-harness`, defined by scripts/bench.sh: release \
+             without LTO, opt-level 2); see \"Does the harness distort the figures?\" below"
+                .to_owned()
         },
+        upstream: world.upstream.describe(),
     };
     std::fs::create_dir_all(&out_dir).expect("create the output directory");
     let doc = out_dir.join("BENCHMARKS.md");

@@ -75,7 +75,8 @@ impl Report {
             md,
             "Every figure comes from the **release** binaries (`target/release/{{connect,verify}}`: opt-level s, fat LTO, \
              1 codegen unit, panic abort, strip) driven through the Lambda Runtime API emulator of the test bed, \
-             against the Stara/Leaf stand-ins with **{} ms added to every upstream call**, and moto (Secrets Manager, SQS) \
+             against the Stara/Leaf stand-ins with **every upstream call taking {} ms** (the stand-in's \
+             delay calibrated to it, see *Machine and run*), and moto (Secrets Manager, SQS) \
              behind a proxy that counts AWS calls. The functions run with the production HTTP settings (timeouts, \
              retries, `BATCH_CONCURRENCY` {}, `VERIFY_CONCURRENCY` {}).\n",
             run.latency_ms, run.batch_concurrency, run.verify_concurrency
@@ -112,6 +113,7 @@ impl Report {
             run.load_before, run.load_after
         );
         let _ = writeln!(md, "| harness | {} |", run.harness);
+        let _ = writeln!(md, "| upstream latency | {} |", run.upstream);
         let _ = writeln!(md);
         for (title, body) in &self.sections {
             let _ = writeln!(md, "## {title}\n\n{}\n", body.trim_end());
@@ -131,6 +133,8 @@ pub struct RunFacts {
     pub load_before: f64,
     pub load_after: f64,
     pub harness: String,
+    /// How the stand-in's delay was set so that a call takes `latency_ms`.
+    pub upstream: String,
 }
 
 pub fn pass_text(pass: Option<bool>) -> &'static str {
@@ -195,6 +199,7 @@ mod tests {
             load_before: 0.0,
             load_after: 0.0,
             harness: "dev".into(),
+            upstream: "20 ms".into(),
         };
         let md = report.markdown(&machine, &run, "## Notes\n");
         assert!(md.contains("| init | 3 ms | ≤ 20 ms | yes |"));

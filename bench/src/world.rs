@@ -10,6 +10,8 @@ use testbed::aws_proxy::AwsProxy;
 use testbed::bed::{Bed, Running};
 use testbed::moto;
 
+use crate::upstream::Upstream;
+
 /// The functions' own defaults (shared/src/config.rs), written out so that the test bed's fast
 /// settings (`testbed::bed::FAST_HTTP`) do not apply: the bench measures what production runs.
 pub const PRODUCTION_HTTP: &[(&str, &str)] = &[
@@ -25,7 +27,10 @@ pub const GET_SECRET_VALUE: &str = "secretsmanager.GetSecretValue";
 pub const LIST_SECRETS: &str = "secretsmanager.ListSecrets";
 
 pub struct World {
+    /// The upstream latency: what one Stara or Leaf call takes on average, as a client sees it.
     pub latency: Duration,
+    /// How the stand-ins' delay is set to give it.
+    pub upstream: Upstream,
     pub proxy: AwsProxy,
 }
 
@@ -53,13 +58,19 @@ impl World {
             .await
             .expect("moto starts");
         let proxy = AwsProxy::start(&endpoint).await;
-        World { latency, proxy }
+        let upstream = Upstream::calibrate(latency).await;
+        World {
+            latency,
+            upstream,
+            proxy,
+        }
     }
 
-    /// A fresh bed (stand-in, Leaf owner secret, its own grower prefix) with the upstream latency set.
+    /// A fresh bed (stand-in, Leaf owner secret, its own grower prefix) whose calls take the
+    /// upstream latency.
     pub async fn bed(&self) -> Bed {
         let bed = Bed::start().await;
-        bed.standin.set_latency(self.latency);
+        self.upstream.attach(&bed.standin);
         bed
     }
 
