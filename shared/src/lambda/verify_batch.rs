@@ -9,7 +9,7 @@ use lambda_runtime::Context;
 use tracing::Instrument;
 
 use super::verify_handler::VerifyApp;
-use super::verify_run::{limits, list, summary_metrics};
+use super::verify_run::{limits, list, log_counts, summary_metrics};
 use crate::adapters::metrics::{LatencySamples, MetricSet};
 use crate::domain::verify::{BadMessage, CheckWork, VerifyMessage, parse_verify_message};
 
@@ -62,20 +62,10 @@ pub(super) async fn handle_sqs(app: &VerifyApp, event: SqsEvent, context: &Conte
         .check_messages(checks, app.repairs.as_deref(), &limits, &mut latency);
     let (mut failed, report) = async { tokio::join!(listing, checking) }.instrument(span).await;
     for (run_id, (messages, s)) in &report.runs {
-        tracing::info!(
-            runId = %run_id,
+        log_counts!(
+            run_id,
+            s,
             messages,
-            checked = s.checked,
-            healthy = s.healthy,
-            unhealthy = s.unhealthy,
-            missing = s.missing,
-            pending = s.pending,
-            errors = s.errors,
-            unchecked = s.unchecked,
-            repairsQueued = s.repairs_queued,
-            repairsFailed = s.repairs_failed,
-            disconnected = s.disconnected,
-            loginRejected = s.login_rejected,
             elapsedMs = started.elapsed().as_millis() as u64,
             "verify batch finished"
         );

@@ -28,6 +28,29 @@ const FINISH_MARGIN: Duration = Duration::from_secs(3);
 /// Kept back for the summary: no repair or queue message is sent in it.
 const SEND_MARGIN: Duration = Duration::from_secs(1);
 
+/// One log line with a run's (or a batch's) counts, each a top-level field, then `$rest`: more
+/// fields and the message. One macro, so the run and the batch lines cannot drift apart.
+macro_rules! log_counts {
+    ($run_id:expr, $s:expr, $($rest:tt)+) => {
+        tracing::info!(
+            runId = %$run_id,
+            checked = $s.checked,
+            healthy = $s.healthy,
+            unhealthy = $s.unhealthy,
+            missing = $s.missing,
+            pending = $s.pending,
+            errors = $s.errors,
+            unchecked = $s.unchecked,
+            repairsQueued = $s.repairs_queued,
+            repairsFailed = $s.repairs_failed,
+            disconnected = $s.disconnected,
+            loginRejected = $s.login_rejected,
+            $($rest)+
+        )
+    };
+}
+pub(super) use log_counts;
+
 /// The limits of this invocation's checks and sends.
 pub(super) fn limits(app: &VerifyApp, context: &Context) -> Limits {
     let lambda = invocation_deadline(context, LONGEST_RUN).remaining();
@@ -97,19 +120,9 @@ async fn run_here(app: &VerifyApp, run_id: String, limits: Limits) -> Result<Val
         )
         .await;
     let s = &report.summary;
-    tracing::info!(
-        runId = %settings.run_id,
-        checked = s.checked,
-        healthy = s.healthy,
-        unhealthy = s.unhealthy,
-        missing = s.missing,
-        pending = s.pending,
-        errors = s.errors,
-        unchecked = s.unchecked,
-        repairsQueued = s.repairs_queued,
-        repairsFailed = s.repairs_failed,
-        disconnected = s.disconnected,
-        loginRejected = s.login_rejected,
+    log_counts!(
+        &settings.run_id,
+        s,
         listingComplete = report.listing_complete,
         elapsedMs = started.elapsed().as_millis() as u64,
         "verify run finished"
