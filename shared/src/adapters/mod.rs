@@ -12,6 +12,7 @@ pub(crate) mod repair_queue;
 pub(crate) mod retry;
 pub(crate) mod secret_cache;
 pub(crate) mod secrets;
+pub(crate) mod sqs_batch;
 pub(crate) mod stara;
 pub(crate) mod tls_roots;
 pub(crate) mod verify_queue;

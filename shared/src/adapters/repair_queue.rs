@@ -6,110 +6,14 @@
 //! within SQS's five-minute window while the next run still can.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use uuid::Uuid;
 
-use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
+use super::sqs_batch::{BATCH_SIZE, BatchSink, Entry, SqsSink, send_with_retries};
+use crate::domain::error::ConnectorError;
 use crate::domain::model::ConnectRequest;
-use crate::domain::ports::{REPAIRS_PER_CALL, RepairQueue};
-
-/// SendMessageBatch takes at most ten entries.
-const BATCH_SIZE: usize = REPAIRS_PER_CALL;
-/// Sends of one entry, the first included, while SQS reports it failed on its side.
-const MAX_ATTEMPTS: u32 = 3;
-const FIRST_PAUSE: Duration = Duration::from_millis(100);
-const SEND_BATCH: &str = "SendMessageBatch";
-
-/// One entry as sent; `id` is unique within its batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
-    id: String,
-    body: String,
-    group_id: String,
-    dedup_id: String,
-}
-
-/// An entry SQS did not take.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Refused {
-    id: String,
-    code: String,
-    /// The entry itself is wrong: sending it again cannot help.
-    sender_fault: bool,
-}
-
-/// One SendMessageBatch call, behind a seam so the retry rules can be tested without SQS.
-#[async_trait]
-trait BatchSink: Send + Sync {
-    async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<Refused>, ConnectorError>;
-}
-
-struct SqsSink {
-    client: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-#[async_trait]
-impl BatchSink for SqsSink {
-    async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<Refused>, ConnectorError> {
-        let entries: Vec<SendMessageBatchRequestEntry> = entries
-            .iter()
-            .map(|e| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(&e.id)
-                    .message_body(&e.body)
-                    .message_group_id(&e.group_id)
-                    .message_deduplication_id(&e.dedup_id)
-                    .build()
-                    .expect("id and body are always set")
-            })
-            .collect();
-        let output = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| send_error("CONNECT_QUEUE_URL", e))?;
-        Ok(output
-            .failed()
-            .iter()
-            .map(|f| Refused {
-                id: f.id().to_owned(),
-                code: f.code().to_owned(),
-                sender_fault: f.sender_fault(),
-            })
-            .collect())
-    }
-}
-
-/// A failed SendMessageBatch to the queue `variable` names: a configuration error when the
-/// queue is missing or forbidden, else a transient one.
-pub(super) fn send_error<E: ProvideErrorMetadata, R>(variable: &str, e: SdkError<E, R>) -> ConnectorError {
-    let code = e.code().unwrap_or("no answer").to_owned();
-    match code.as_str() {
-        "AccessDenied"
-        | "AccessDeniedException"
-        | "AWS.SimpleQueueService.NonExistentQueue"
-        | "QueueDoesNotExist"
-        | "InvalidAddress" => {
-            ConnectorError::Configuration(format!("SQS {SEND_BATCH} to {variable}: {code}"))
-        }
-        _ if matches!(e, SdkError::TimeoutError(_)) => UpstreamError::new(
-            Service::Sqs,
-            SEND_BATCH,
-            UpstreamKind::Timeout,
-            "no answer in time",
-        )
-        .into(),
-        _ => UpstreamError::new(Service::Sqs, SEND_BATCH, UpstreamKind::Unavailable, code).into(),
-    }
-}
+use crate::domain::ports::RepairQueue;
 
 /// The connect function's FIFO queue.
 pub(crate) struct SqsRepairQueue {
@@ -122,42 +26,21 @@ impl SqsRepairQueue {
             sink: Arc::new(SqsSink {
                 client,
                 queue_url: queue_url.into(),
+                variable: "CONNECT_QUEUE_URL",
             }),
         }
     }
 
-    /// Sends one batch, then again only the entries SQS reported failed on its side.
-    async fn send_chunk(&self, mut pending: Vec<Entry>) -> Result<usize, ConnectorError> {
+    /// Sends one batch (entries refused on SQS's side again); returns how many were queued.
+    async fn send_chunk(&self, pending: Vec<Entry>) -> Result<usize, ConnectorError> {
         let total = pending.len();
-        let mut given_up = 0;
-        for attempt in 1..=MAX_ATTEMPTS {
-            let refused = self.sink.send_batch(&pending).await?;
-            let mut retry = Vec::new();
-            for r in refused {
-                let Some(at) = pending.iter().position(|e| e.id == r.id) else {
-                    continue;
-                };
-                let entry = pending.swap_remove(at);
-                if r.sender_fault || attempt == MAX_ATTEMPTS {
-                    given_up += 1;
-                    tracing::error!(leafUserId = %entry.group_id, code = %r.code,
-                        senderFault = r.sender_fault, attempts = attempt, "repair request not queued");
-                } else {
-                    retry.push(entry);
-                }
-            }
-            if retry.is_empty() {
-                break;
-            }
-            tracing::warn!(
-                entries = retry.len(),
-                attempt,
-                "SQS refused part of a batch: sending those entries again"
-            );
-            tokio::time::sleep(FIRST_PAUSE * 2u32.pow(attempt - 1)).await;
-            pending = retry;
+        let given_up = send_with_retries(self.sink.as_ref(), pending).await?;
+        for (entry, r, attempts) in &given_up {
+            let group = entry.group_id.as_deref().unwrap_or_default();
+            tracing::error!(leafUserId = group, code = %r.code, senderFault = r.sender_fault, attempts,
+                "repair request not queued");
         }
-        Ok(total - given_up)
+        Ok(total - given_up.len())
     }
 }
 
@@ -172,8 +55,8 @@ impl RepairQueue for SqsRepairQueue {
                 .map(|(i, r)| Entry {
                     id: i.to_string(),
                     body: serde_json::to_string(r).expect("a connect request always serialises"),
-                    group_id: r.leaf_user_id.to_string(),
-                    dedup_id: dedup_id(&r.leaf_user_id, run_id),
+                    group_id: Some(r.leaf_user_id.to_string()),
+                    dedup_id: Some(dedup_id(&r.leaf_user_id, run_id)),
                 })
                 .collect();
             sent += self.send_chunk(entries).await?;
@@ -199,6 +82,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::adapters::sqs_batch::{MAX_ATTEMPTS, Refused, SEND_BATCH};
+    use crate::domain::error::{Service, UpstreamError, UpstreamKind};
 
     /// One scripted answer: the (entry id, sender fault) pairs SQS refuses, or a failed call.
     type Answer = Result<Vec<(&'static str, bool)>, ConnectorError>;
@@ -259,8 +144,8 @@ mod tests {
         assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 3]);
         let first = &calls[0][0];
         let id = repairs[0].leaf_user_id;
-        assert_eq!(first.group_id, id.to_string());
-        assert_eq!(first.dedup_id, format!("{id}-run-1"));
+        assert_eq!(first.group_id, Some(id.to_string()));
+        assert_eq!(first.dedup_id, Some(format!("{id}-run-1")));
         let body: serde_json::Value = serde_json::from_str(&first.body).unwrap();
         assert_eq!(
             body,
