@@ -37,4 +37,5 @@ pub mod bed;
 pub mod event_source;
 pub mod leaks;
 pub mod queue;
+pub mod run_lines;
 pub mod secret_state;

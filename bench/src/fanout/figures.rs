@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use testbed::bed::Running;
+use testbed::run_lines;
 
 use crate::machine::cpu_time;
 use crate::world::World;
@@ -69,42 +70,18 @@ pub fn process_figures(running: &Running) -> ProcessFigures {
     }
 }
 
+/// The lines with this message that one process logged.
 pub fn lines(running: &Running, message: &str) -> Vec<Value> {
-    running
-        .function
-        .log_json()
-        .into_iter()
-        .filter(|line| line["message"] == message)
-        .collect()
+    run_lines::lines(&[running], message)
 }
 
 /// The fleet's "verify batch finished" lines, summed field by field.
 pub fn batch_totals(fleet: &[Running]) -> Value {
-    let fields = [
-        "messages",
-        "checked",
-        "healthy",
-        "unhealthy",
-        "missing",
-        "errors",
-        "unchecked",
-        "repairsQueued",
-        "repairsFailed",
-        "disconnected",
-        "loginRejected",
-    ];
-    let all: Vec<Value> = fleet
-        .iter()
-        .flat_map(|p| lines(p, "verify batch finished"))
-        .collect();
-    fields
-        .iter()
-        .map(|f| {
-            let sum: u64 = all.iter().map(|l| l[*f].as_u64().unwrap_or(0)).sum();
-            (f.to_string(), Value::from(sum))
-        })
-        .collect::<serde_json::Map<String, Value>>()
-        .into()
+    let processes: Vec<&Running> = fleet.iter().collect();
+    run_lines::sums(
+        &run_lines::lines(&processes, "verify batch finished"),
+        &run_lines::BATCH_FIELDS,
+    )
 }
 
 /// Requests in each whole second from the first request on (the last, partial second left out).

@@ -97,6 +97,17 @@ pub struct Drained {
 }
 
 impl Drained {
+    /// Asserts the queue emptied with no failed invocation and no batch item failure.
+    pub fn assert_clean(&self) {
+        assert!(!self.timed_out, "the queue never emptied: {self:?}");
+        assert!(self.errors.is_empty(), "invocations failed: {:?}", self.errors);
+        assert!(
+            self.failed().is_empty(),
+            "batch item failures: {:?}",
+            self.failed()
+        );
+    }
+
     /// Deliveries of records the function reported as failed.
     pub fn failed(&self) -> Vec<&Delivery> {
         self.deliveries.iter().filter(|d| d.failed).collect()

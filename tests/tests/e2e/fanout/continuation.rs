@@ -9,7 +9,9 @@ use testbed::load_event;
 use testbed::queue::{connect_queue, queued, users_of};
 
 use super::Kind::{Healthy, Missing, Unhealthy};
-use super::{Kind, assert_each_checked_once, fanout_env, lines, mapping, seed, sum, verify_queue};
+use testbed::run_lines::{lines, sum};
+
+use super::{Kind, assert_each_checked_once, fanout_env, mapping, seed, verify_queue};
 
 #[tokio::test]
 async fn a_listing_cut_short_by_its_deadline_goes_on_from_a_list_message() {
@@ -48,17 +50,7 @@ async fn a_listing_cut_short_by_its_deadline_goes_on_from_a_list_message() {
 
     // Batches of up to ten: the first one may hold the check and the list message together.
     let drained = mapping(2, 10).drain(&bed, &consumers[0], &verify_queue).await;
-    assert!(!drained.timed_out, "the queue never emptied: {drained:?}");
-    assert!(
-        drained.errors.is_empty(),
-        "invocations failed: {:?}",
-        drained.errors
-    );
-    assert!(
-        drained.failed().is_empty(),
-        "batch item failures: {:?}",
-        drained.failed()
-    );
+    drained.assert_clean();
     let lists = drained.of_type("list");
     assert_eq!(lists.len(), 1, "one continuation: {drained:?}");
     let continuation = lists[0].json();

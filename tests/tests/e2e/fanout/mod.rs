@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_sdk_secretsmanager::types::Tag;
 use futures_util::StreamExt;
-use serde_json::Value;
-use testbed::bed::{Bed, Running};
+use testbed::bed::Bed;
 use testbed::event_source::Mapping;
 use testbed::secret_state::{DISCONNECTED_TAG, LOGIN_REJECTED_TAG};
 use testbed::{Route, moto};
@@ -154,29 +153,6 @@ fn mapping(pollers: usize, batch_size: i32) -> Mapping {
         batch_size,
         ..Mapping::default()
     }
-}
-
-/// The lines with this message that the processes logged, all together.
-fn lines(processes: &[&Running], message: &str) -> Vec<Value> {
-    processes
-        .iter()
-        .flat_map(|running| running.function.log_json())
-        .filter(|line| line["message"] == message)
-        .collect()
-}
-
-/// A numeric field summed over lines (a missing field counts 0).
-fn sum(lines: &[Value], field: &str) -> u64 {
-    lines.iter().map(|line| line[field].as_u64().unwrap_or(0)).sum()
-}
-
-/// The sum of each of `fields` over `lines`, as a JSON object (to compare with one `assert_eq`).
-fn sums(lines: &[Value], fields: &[&str]) -> Value {
-    fields
-        .iter()
-        .map(|field| (field.to_string(), Value::from(sum(lines, field))))
-        .collect::<serde_json::Map<String, Value>>()
-        .into()
 }
 
 /// Asserts that each of `ids` got exactly one credentials GET, and nobody else got any.

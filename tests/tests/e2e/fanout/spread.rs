@@ -12,7 +12,9 @@ use testbed::queue::{connect_queue, queued, users_of};
 use testbed::{Route, load_event};
 
 use super::Kind::{Disconnected, Healthy, LoginRejected, Missing, Unhealthy};
-use super::{Kind, assert_each_checked_once, fanout_env, lines, mapping, seed, sums, verify_queue};
+use testbed::run_lines::{BATCH_FIELDS, lines, sums};
+
+use super::{Kind, assert_each_checked_once, fanout_env, mapping, seed, verify_queue};
 
 #[tokio::test]
 async fn three_processes_check_300_growers_and_repair_exactly_the_broken_ones() {
@@ -57,17 +59,7 @@ async fn three_processes_check_300_growers_and_repair_exactly_the_broken_ones() 
 
     // Three pollers, one message each: three batches at once, one per process.
     let drained = mapping(3, 1).drain(&bed, &fleet[0], &verify_queue).await;
-    assert!(!drained.timed_out, "the queue never emptied: {drained:?}");
-    assert!(
-        drained.errors.is_empty(),
-        "invocations failed: {:?}",
-        drained.errors
-    );
-    assert!(
-        drained.failed().is_empty(),
-        "batch item failures: {:?}",
-        drained.failed()
-    );
+    drained.assert_clean();
     let checks = drained.of_type("check");
     assert_eq!((checks.len(), drained.deliveries.len()), (3, 3), "{drained:?}");
 
@@ -125,23 +117,9 @@ async fn three_processes_check_300_growers_and_repair_exactly_the_broken_ones() 
         batches.iter().all(|l| l["runId"] == run_id.as_str()),
         "{batches:?}"
     );
-    let fields = [
-        "messages",
-        "checked",
-        "healthy",
-        "unhealthy",
-        "missing",
-        "pending",
-        "errors",
-        "unchecked",
-        "repairsQueued",
-        "repairsFailed",
-        "disconnected",
-        "loginRejected",
-    ];
     let expected: Vec<u64> = vec![3, 240, 150, 50, 40, 0, 0, 0, 90, 0, 30, 30];
-    let expected: Value = fields.iter().map(|f| f.to_string()).zip(expected).collect();
-    assert_eq!(sums(&batches, &fields), expected);
+    let expected: Value = BATCH_FIELDS.iter().map(|f| f.to_string()).zip(expected).collect();
+    assert_eq!(sums(&batches, &BATCH_FIELDS), expected);
     assert_eq!(growers.total(), 300);
     let per_process: Vec<usize> = fleet
         .iter()
