@@ -292,7 +292,7 @@ async fn forward(
         .request(method, format!("{upstream}{path}"))
         .body(body.to_vec());
     for (name, value) in parts.headers.iter() {
-        if name != "host" && name != "content-length" {
+        if name != "host" && !hop_by_hop(name.as_str()) {
             outgoing = outgoing.header(name.as_str(), value.as_bytes());
         }
     }
@@ -300,7 +300,7 @@ async fn forward(
         Ok(answer) => {
             let mut response = Response::builder().status(answer.status().as_u16());
             for (name, value) in answer.headers() {
-                if name != "content-length" && name != "transfer-encoding" {
+                if !hop_by_hop(name.as_str()) {
                     response = response.header(name.as_str(), value.as_bytes());
                 }
             }
@@ -309,6 +309,16 @@ async fn forward(
         }
         Err(_) => aws_error(502, "ProxyError", "moto did not answer"),
     }
+}
+
+/// Headers about one connection (RFC 9110 7.6.1), which a proxy does not pass on, and the
+/// length, which hyper sets again. moto answers every request with `Connection: close`: passed on,
+/// it made the functions open a new connection for every AWS call, which AWS itself does not make
+/// them do (and which the benchmarks counted as the functions' CPU).
+fn hop_by_hop(name: &str) -> bool {
+    const NAMES: [&str; 8] =
+        ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length"];
+    NAMES.iter().any(|hop| name.eq_ignore_ascii_case(hop))
 }
 
 #[cfg(test)]

@@ -216,3 +216,34 @@ async fn a_served_queue_keeps_sqs_semantics_for_the_sdk() {
     );
     assert_eq!(proxy.calls("AmazonSQS.SendMessage"), 2);
 }
+
+/// moto closes every connection (`Connection: close`); AWS keeps them open. The proxy passes on
+/// the answer, not moto's connection handling, so a client keeps its connection, as with AWS.
+#[tokio::test]
+async fn moto_closing_its_connections_does_not_close_the_clients() {
+    let upstream = server::serve(|_request, _connection| async {
+        let mut response = server::json_response(200, &serde_json::json!({"SecretList": []}));
+        response
+            .headers_mut()
+            .insert("connection", "close".parse().expect("a valid header value"));
+        response
+    })
+    .await
+    .expect("an upstream");
+    let proxy = AwsProxy::start(&format!("http://{}", upstream.addr())).await;
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let answer = client
+            .post(proxy.endpoint())
+            .header("x-amz-target", "secretsmanager.DescribeSecret")
+            .header("connection", "keep-alive")
+            .body("{}")
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers().get("connection"), None, "moto's `Connection: close`");
+        assert_eq!(answer.text().await.expect("a body"), r#"{"SecretList":[]}"#);
+    }
+    assert_eq!(proxy.calls("secretsmanager.DescribeSecret"), 2);
+}
