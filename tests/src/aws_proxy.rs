@@ -316,8 +316,16 @@ async fn forward(
 /// it made the functions open a new connection for every AWS call, which AWS itself does not make
 /// them do (and which the benchmarks counted as the functions' CPU).
 fn hop_by_hop(name: &str) -> bool {
-    const NAMES: [&str; 8] =
-        ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length"];
+    const NAMES: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    ];
     NAMES.iter().any(|hop| name.eq_ignore_ascii_case(hop))
 }
 

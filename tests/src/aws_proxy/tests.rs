@@ -242,7 +242,11 @@ async fn moto_closing_its_connections_does_not_close_the_clients() {
             .await
             .expect("an answer");
         assert_eq!(answer.status(), 200);
-        assert_eq!(answer.headers().get("connection"), None, "moto's `Connection: close`");
+        assert_eq!(
+            answer.headers().get("connection"),
+            None,
+            "moto's `Connection: close`"
+        );
         assert_eq!(answer.text().await.expect("a body"), r#"{"SecretList":[]}"#);
     }
     assert_eq!(proxy.calls("secretsmanager.DescribeSecret"), 2);
