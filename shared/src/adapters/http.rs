@@ -57,7 +57,8 @@ pub(crate) struct Call<'a> {
     /// A short, log-safe name such as `POST /token`.
     pub(crate) operation: &'static str,
     pub(crate) method: reqwest::Method,
-    pub(crate) url: String,
+    /// Built from a [`BaseUrl`](super::base_url::BaseUrl), not parsed from text.
+    pub(crate) url: reqwest::Url,
     pub(crate) bearer: Option<&'a SecretString>,
     pub(crate) json_body: Option<&'a [u8]>,
 }
@@ -175,7 +176,7 @@ impl HttpClient {
     }
 
     fn build(&self, call: &Call<'_>) -> Result<reqwest::RequestBuilder, AttemptError> {
-        let mut request = self.inner.request(call.method.clone(), &call.url);
+        let mut request = self.inner.request(call.method.clone(), call.url.clone());
         if let Some(token) = call.bearer {
             let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| AttemptError::Connect("the bearer token is not a valid header value".into()))?;

@@ -12,6 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use reqwest::Url;
+
+use super::base_url::BaseUrl;
 use super::http::{Call, Failure, HttpClient, Reply};
 use super::secrets::LeafOwner;
 use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
@@ -28,27 +31,28 @@ const GET_EVENTS: &str = "GET /users/{id}/stara-credentials/events";
 
 pub(crate) struct LeafClient {
     pub(super) http: HttpClient,
-    pub(super) base_url: String,
+    pub(super) base_url: BaseUrl,
     owner: Arc<dyn LeafOwner>,
     /// The owner's bearer token; the lock also makes concurrent callers share one authentication.
     token: tokio::sync::Mutex<Option<SecretString>>,
 }
 
 impl LeafClient {
-    pub(crate) fn new(http: HttpClient, base_url: impl Into<String>, owner: Arc<dyn LeafOwner>) -> Self {
+    pub(crate) fn new(http: HttpClient, base_url: BaseUrl, owner: Arc<dyn LeafOwner>) -> Self {
         Self {
             http,
-            base_url: base_url.into(),
+            base_url,
             owner,
             token: tokio::sync::Mutex::new(None),
         }
     }
 
-    fn user_url(&self, user: &Uuid, suffix: &str) -> String {
-        format!(
-            "{}/services/usermanagement/api/users/{}{}",
-            self.base_url, user, suffix
-        )
+    /// `/services/usermanagement/api/users/{user}` and then `more` segments.
+    fn user_url(&self, user: &Uuid, more: &[&str]) -> Url {
+        let mut id = Uuid::encode_buffer();
+        let id = user.hyphenated().encode_lower(&mut id);
+        let path = ["services", "usermanagement", "api", "users", id];
+        self.base_url.join(path.into_iter().chain(more.iter().copied()))
     }
 
     async fn authenticate(&self, deadline: &Deadline) -> Result<SecretString, ConnectorError> {
@@ -70,7 +74,7 @@ impl LeafClient {
             service: Service::Leaf,
             operation: AUTHENTICATE,
             method: reqwest::Method::POST,
-            url: format!("{}/api/authenticate", self.base_url),
+            url: self.base_url.join(["api", "authenticate"]),
             bearer: None,
             json_body: Some(&body),
         };
@@ -139,7 +143,7 @@ impl LeafClient {
         &self,
         operation: &'static str,
         method: reqwest::Method,
-        url: String,
+        url: Url,
         deadline: &Deadline,
     ) -> Result<Reply, ConnectorError> {
         let mut token = self.token(deadline).await?;
@@ -181,7 +185,7 @@ impl LeafApi for LeafClient {
             .send_authorized(
                 GET_CREDENTIALS,
                 reqwest::Method::GET,
-                self.user_url(user, "/stara-credentials"),
+                self.user_url(user, &["stara-credentials"]),
                 deadline,
             )
             .await?;
@@ -194,7 +198,7 @@ impl LeafApi for LeafClient {
 
     async fn user_exists(&self, user: &Uuid, deadline: &Deadline) -> Result<bool, ConnectorError> {
         let reply = self
-            .send_authorized(GET_USER, reqwest::Method::GET, self.user_url(user, ""), deadline)
+            .send_authorized(GET_USER, reqwest::Method::GET, self.user_url(user, &[]), deadline)
             .await?;
         match reply.status {
             200..=299 => Ok(true),
@@ -224,7 +228,7 @@ impl LeafApi for LeafClient {
             refresh_token: tokens.refresh_token.expose_secret(),
         })
         .expect("strings always serialise");
-        let url = self.user_url(user, "/stara-credentials");
+        let url = self.user_url(user, &["stara-credentials"]);
         let mut token = self.token(deadline).await?;
         let mut renewed = false;
         let mut attempts = 0;
@@ -313,7 +317,7 @@ impl LeafApi for LeafClient {
             .send_authorized(
                 DELETE_CREDENTIALS,
                 reqwest::Method::DELETE,
-                self.user_url(user, "/stara-credentials"),
+                self.user_url(user, &["stara-credentials"]),
                 deadline,
             )
             .await?;
@@ -333,7 +337,7 @@ impl LeafApi for LeafClient {
             .send_authorized(
                 GET_EVENTS,
                 reqwest::Method::GET,
-                self.user_url(user, "/stara-credentials/events"),
+                self.user_url(user, &["stara-credentials", "events"]),
                 deadline,
             )
             .await?;

@@ -71,15 +71,9 @@ pub(crate) trait LeafWebhooks: Send + Sync {
 
 impl LeafClient {
     /// The webhooks' URL, and with `id` the URL of one (the id percent-encoded as a segment).
-    fn webhooks_url(&self, id: Option<&str>) -> Result<String, ConnectorError> {
-        let base = format!("{}/services/alerts/api/alerts/webhooks", self.base_url);
-        let Some(id) = id else { return Ok(base) };
-        let mut url = reqwest::Url::parse(&base)
-            .map_err(|_| ConnectorError::Configuration("LEAF_BASE_URL is not a URL".into()))?;
-        url.path_segments_mut()
-            .map_err(|()| ConnectorError::Configuration("LEAF_BASE_URL cannot have a path".into()))?
-            .push(id);
-        Ok(url.into())
+    fn webhooks_url(&self, id: Option<&str>) -> reqwest::Url {
+        let path = ["services", "alerts", "api", "alerts", "webhooks"];
+        self.base_url.join(path.into_iter().chain(id))
     }
 }
 
@@ -104,7 +98,7 @@ impl LeafWebhooks for LeafClient {
             url: &webhook.url,
         })
         .expect("strings always serialise");
-        let url = self.webhooks_url(None)?;
+        let url = self.webhooks_url(None);
         let mut token = self.token(deadline).await?;
         let mut renewed = false;
         let mut attempts = 0;
@@ -154,7 +148,7 @@ impl LeafWebhooks for LeafClient {
     }
 
     async fn list(&self, deadline: &Deadline) -> Result<Vec<Webhook>, ConnectorError> {
-        let url = self.webhooks_url(None)?;
+        let url = self.webhooks_url(None);
         let reply = self
             .send_authorized(GET_WEBHOOKS, reqwest::Method::GET, url, deadline)
             .await?;
@@ -167,7 +161,7 @@ impl LeafWebhooks for LeafClient {
 
     async fn remove(&self, id: &str, deadline: &Deadline) -> Result<bool, ConnectorError> {
         // DELETE is idempotent: repeating it after a lost answer ends in the same state (a 404).
-        let url = self.webhooks_url(Some(id))?;
+        let url = self.webhooks_url(Some(id));
         let reply = self
             .send_authorized(DELETE_WEBHOOK, reqwest::Method::DELETE, url, deadline)
             .await?;
@@ -263,8 +257,9 @@ mod tests {
             fn forget(&self) {}
         }
         let http = super::super::http::HttpClient::new(Default::default());
-        let client = LeafClient::new(http, "https://leaf.test", std::sync::Arc::new(NoOwner));
-        let url = |id| client.webhooks_url(id).unwrap();
+        let base = super::super::base_url::BaseUrl::parse("https://leaf.test").unwrap();
+        let client = LeafClient::new(http, base, std::sync::Arc::new(NoOwner));
+        let url = |id| client.webhooks_url(id).to_string();
         assert_eq!(url(None), "https://leaf.test/services/alerts/api/alerts/webhooks");
         assert_eq!(
             url(Some("w-1")),

@@ -1,6 +1,7 @@
 //! The outside world behind the domain's ports: Stara and Leaf over HTTP, Secrets Manager,
 //! SQS, and CloudWatch metrics. Adapters import from `domain`, never from `lambda`.
 
+pub(crate) mod base_url;
 pub(crate) mod directory;
 pub(crate) mod grower_state;
 pub(crate) mod http;

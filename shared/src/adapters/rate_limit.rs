@@ -378,7 +378,7 @@ mod tests {
             service: Service::Leaf,
             operation: "GET /x",
             method: reqwest::Method::GET,
-            url,
+            url: url.parse().expect("a URL"),
             bearer: None,
             json_body: None,
         };

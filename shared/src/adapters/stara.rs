@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use super::base_url::BaseUrl;
 use super::http::{Call, HttpClient, Reply};
 use crate::domain::error::{ConnectorError, Service, UpstreamError, UpstreamKind};
 use crate::domain::model::{StaraLogin, StaraTokens};
@@ -16,24 +17,21 @@ use crate::domain::time::Deadline;
 
 pub(crate) struct StaraClient {
     http: HttpClient,
-    base_url: String,
+    base_url: BaseUrl,
 }
 
 const AUTH: &str = "POST /autenticacao";
 const TOKEN: &str = "POST /token";
 
 impl StaraClient {
-    pub(crate) fn new(http: HttpClient, base_url: impl Into<String>) -> Self {
-        Self {
-            http,
-            base_url: base_url.into(),
-        }
+    pub(crate) fn new(http: HttpClient, base_url: BaseUrl) -> Self {
+        Self { http, base_url }
     }
 
     async fn post(
         &self,
         operation: &'static str,
-        path: &str,
+        segment: &str,
         body: &[u8],
         deadline: &Deadline,
     ) -> Result<Reply, ConnectorError> {
@@ -41,7 +39,7 @@ impl StaraClient {
             service: Service::Stara,
             operation,
             method: reqwest::Method::POST,
-            url: format!("{}{}", self.base_url, path),
+            url: self.base_url.join([segment]),
             bearer: None,
             json_body: Some(body),
         };
@@ -64,7 +62,7 @@ impl StaraClient {
             password: login.password.expose_secret(),
         })
         .expect("two strings always serialise");
-        let reply = self.post(AUTH, "/autenticacao", &body, deadline).await?;
+        let reply = self.post(AUTH, "autenticacao", &body, deadline).await?;
         match reply.status {
             200..=299 => {
                 let mut fields = json_fields(&reply, AUTH, &["apiKey"])?;
@@ -91,7 +89,7 @@ impl StaraClient {
             api_key: api_key.expose_secret(),
         })
         .expect("a string always serialises");
-        let reply = self.post(TOKEN, "/token", &body, deadline).await?;
+        let reply = self.post(TOKEN, "token", &body, deadline).await?;
         match reply.status {
             200..=299 => {
                 let mut fields = json_fields(

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::adapters::base_url::BaseUrl;
 pub(crate) use crate::adapters::http::HttpSettings;
 use crate::adapters::tls_roots::TlsRoots;
 
@@ -22,8 +23,8 @@ pub struct ConfigError {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Config {
-    pub(crate) stara_base_url: String,
-    pub(crate) leaf_base_url: String,
+    pub(crate) stara_base_url: BaseUrl,
+    pub(crate) leaf_base_url: BaseUrl,
     /// Secret holding `{"username","password"}` of the Leaf API owner.
     pub(crate) leaf_secret_id: String,
     /// Secret `<prefix><leafUserId>` holds the grower's `{"login","password"}`.
@@ -121,7 +122,7 @@ fn base_url(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
     default: &str,
-) -> Result<String, ConfigError> {
+) -> Result<BaseUrl, ConfigError> {
     let value = get(variable).unwrap_or_else(|| default.to_owned());
     let url = reqwest::Url::parse(&value).map_err(|e| ConfigError {
         variable,
@@ -156,7 +157,10 @@ fn base_url(
             problem: "must not have a query or fragment".into(),
         });
     }
-    Ok(value.trim_end_matches('/').to_owned())
+    BaseUrl::parse(&value).map_err(|e| ConfigError {
+        variable,
+        problem: format!("not a base URL ({})", e.0),
+    })
 }
 
 /// `TLS_ROOTS`: `bundled` (the default: roots compiled in) or `system` (the image's CA bundle).
@@ -211,8 +215,8 @@ mod tests {
     #[test]
     fn defaults_apply_when_only_the_leaf_secret_is_given() {
         let c = config(&[("LEAF_SECRET_ID", "leaf-owner")]).unwrap();
-        assert_eq!(c.stara_base_url, DEFAULT_STARA_BASE_URL);
-        assert_eq!(c.leaf_base_url, DEFAULT_LEAF_BASE_URL);
+        assert_eq!(c.stara_base_url.as_str(), DEFAULT_STARA_BASE_URL);
+        assert_eq!(c.leaf_base_url.as_str(), DEFAULT_LEAF_BASE_URL);
         assert_eq!(c.stara_secret_prefix, "stara-connect/growers/");
         assert_eq!(c.secret_cache_ttl, Duration::from_secs(300));
         assert_eq!(c.http, HttpSettings::default());
@@ -280,7 +284,7 @@ mod tests {
     #[test]
     fn trailing_slashes_are_trimmed() {
         let c = config(&[("LEAF_SECRET_ID", "s"), ("LEAF_BASE_URL", "http://127.0.0.1:9/")]).unwrap();
-        assert_eq!(c.leaf_base_url, "http://127.0.0.1:9");
+        assert_eq!(c.leaf_base_url.as_str(), "http://127.0.0.1:9");
     }
 
     #[test]
@@ -292,7 +296,7 @@ mod tests {
             "http://localhost:9",
         ] {
             let c = config(&[("LEAF_SECRET_ID", "s"), ("LEAF_BASE_URL", url)]).unwrap();
-            assert_eq!(c.leaf_base_url, url);
+            assert_eq!(c.leaf_base_url.as_str(), url);
         }
         let err = config(&[
             ("LEAF_SECRET_ID", "s"),
