@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
@@ -45,13 +46,18 @@ impl Clients {
 
     pub(crate) async fn new(config: Config) -> Self {
         // AWS_REGION, credentials and AWS_ENDPOINT_URL (a local emulator) come from the environment.
-        let mut aws = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(8))
-                .build(),
-        );
+        let mut aws = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(3))
+                    .operation_timeout(Duration::from_secs(8))
+                    .build(),
+            )
+            // The attempt timeout above already ends a stalled answer (they are a few KiB); the
+            // throughput check would only add its timer to every read (2 % of a connect's
+            // instructions, docs/BENCHMARKS.md).
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
         // Amazon Trust Services' roots compiled in, unless TLS_ROOTS=system (the SDK's default).
         if let Some(client) = tls_roots::aws_http_client(config.http.roots) {
             aws = aws.http_client(client);
