@@ -270,6 +270,8 @@ async fn measure(world: &World, growers: usize) -> Measured {
         "healthy": count(Kind::Healthy),
         "unhealthy": count(Kind::Unhealthy),
         "missing": count(Kind::Missing),
+        // The fleet has no credentials Leaf is still checking.
+        "pending": 0,
         "errors": 0,
         "unchecked": 0,
         "repairsQueued": found_broken,
