@@ -6,6 +6,7 @@
 #   connect  events/connect-api.json again         200 already_connected, Stara not called again
 #   verify   events/verify-api.json                200 healthy, the same credentials
 #   verify   events/verify-schedule-scheduler.json checked 1, healthy 1
+#   verify   events/verify-sqs-check.json          no batch item failure (a fan-out's check message)
 #   connect  events/connect-sqs.json               no batch item failure
 # and checks that watch's build compiled no dependency (it reuses `cargo build --workspace --bins`:
 # shared/Cargo.toml, feature alignment), that the stand-in saw no request it does not serve, and
@@ -110,6 +111,10 @@ expect "verify (API): 200 healthy, the credentials connect attached" "$STACK_DIR
 invoke verify-schedule verify events/verify-schedule-scheduler.json
 expect "verify (schedule): 1 grower checked, healthy, nothing queued" "$STACK_DIR/verify-schedule.json" \
   'r["checked"] == 1 and r["healthy"] == 1 and r["errors"] == 0 and r["repairsQueued"] == 0'
+
+invoke verify-sqs verify events/verify-sqs-check.json
+expect "verify (SQS check message of a fan-out): no batch item failure" "$STACK_DIR/verify-sqs.json" \
+  'r["batchItemFailures"] == []'
 
 invoke connect-sqs connect events/connect-sqs.json
 expect "connect (SQS): no batch item failure" "$STACK_DIR/connect-sqs.json" \
