@@ -121,8 +121,10 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
         "One grower, already connected, connected again {runs} times through `POST /connections` with \
          `force: true` (after 5 unmeasured warm-ups), one invocation at a time. Each is the whole write \
          path: Leaf GET credentials (beside it the grower's state, `DescribeSecret`), Stara \
-         `/autenticacao` and `/token`, Leaf DELETE, Leaf POST, then the new credentials id on the \
-         grower's secret (`TagResource`); the Leaf token and the grower's login are cached. The function \
+         `/autenticacao` and `/token`, Leaf DELETE, Leaf POST, and, once the answer has gone, the new \
+         credentials id on the grower's secret (`TagResource`, `lambda/after_response.rs`; the bench \
+         waits for each invocation to end, as Lambda does before the next); the Leaf token and the \
+         grower's login are cached. The function \
          measures the time it waits on upstream calls itself and emits it as `UpstreamLatency` (µs \
          precision) in its EMF line; **overhead = the invocation's time as the emulator measures it − \
          that upstream time**.\n"
@@ -175,16 +177,17 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
     let _ = writeln!(
         body,
         "| one state write from the bench's own SDK client (`TagResource` through the same proxy \
-         to moto) | {} |",
+         to moto: what the answer no longer waits for) | {} |",
         state_write.describe("ms", 2)
     );
     let _ = writeln!(body, "| peak RSS of `connect` after these | {} |", mb(rss));
     let _ = writeln!(
         body,
         "\nThe upstream time counts the Stara and Leaf calls and the Secrets Manager calls the function \
-         waits for alone (the state write after the POST); the state read runs beside Leaf's GET and \
-         counts only when it outlasts it. The cross-check counts every Secrets Manager call as the \
-         function's own time, hence larger than the overhead. The floor is what the emulator and the \
+         waits for alone before it answers; the state read runs beside Leaf's GET and counts only when \
+         it outlasts it. The credentials-id write after the answer is in neither time (it is in the \
+         CPU time). The cross-check counts the state read as the function's own time, hence larger \
+         than the overhead. The floor is what the emulator and the \
          runtime loop cost together (a request and a response over loopback HTTP, JSON in and out, one \
          log line)."
     );
@@ -222,7 +225,7 @@ pub async fn warm(world: &World, runs: usize, report: &mut Report) {
 
 /// Round trips of the state write a connect makes after its POST (`TagResource` on the grower's
 /// secret, the credentials id), from the bench's own SDK client through the same proxy to moto:
-/// what that wait costs by itself (the function counts it in its `UpstreamLatency`).
+/// what that write costs by itself. The answer no longer waits for it (`lambda/after_response.rs`).
 async fn state_write_round_trip(world: &World, bed: &Bed, id: &str, runs: usize) -> Summary {
     let config = testbed::moto::sdk_config().await;
     let config = aws_sdk_secretsmanager::config::Builder::from(&config)

@@ -16,6 +16,7 @@ mod lambda;
 #[cfg(test)]
 mod testing;
 
+pub use lambda::after_response::{FlushAfterResponse, FlushAfterResponseService, Flushed};
 pub use lambda::app::Clients;
 pub use lambda::config::ConfigError;
 pub use lambda::connect_handler::{ConnectApp, handle as handle_connect};

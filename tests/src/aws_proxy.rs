@@ -10,6 +10,7 @@ mod queues;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
@@ -29,6 +30,8 @@ pub enum AwsFault {
     Reset,
     /// 400 `AccessDeniedException`, as when the function's role lacks the permission.
     AccessDenied,
+    /// Forwarded, after this long: a slow answer.
+    Delay(Duration),
 }
 
 #[derive(Default)]
@@ -89,7 +92,10 @@ impl AwsProxy {
                         connection.reset();
                         std::future::pending().await
                     }
-                    None => {
+                    Some(AwsFault::Delay(_)) | None => {
+                        if let Some(AwsFault::Delay(delay)) = fault {
+                            tokio::time::sleep(delay).await;
+                        }
                         let (parts, body) = request.into_parts();
                         let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         if let Some(secrets) = listing {

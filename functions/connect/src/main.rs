@@ -1,7 +1,8 @@
 //! The `connect` Lambda function: links a grower's Stara account to a Leaf user.
 //! Triggers: API Gateway HTTP API (`POST /connections`, `DELETE /connections/{leafUserId}`) and SQS.
 
-use lambda_runtime::{Error, service_fn};
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{Error, Runtime, service_fn};
 use stara_connect::{Clients, handle_connect};
 
 // mimalloc instead of glibc's malloc: a tenth fewer instructions a connect (docs/BENCHMARKS.md).
@@ -18,5 +19,11 @@ async fn main() -> Result<(), Error> {
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let app = clients.connect_app();
     let app = &app;
-    lambda_runtime::run(service_fn(move |event| handle_connect(app, event))).await
+    // `lambda_runtime::run` with one more layer: once the answer is posted, and before the next
+    // event, the writes a connect left for then (the credentials id: off the caller's wait).
+    Runtime::new(service_fn(move |event| handle_connect(app, event)))
+        .layer(app.after_response())
+        .layer(TracingLayer::new())
+        .run()
+        .await
 }

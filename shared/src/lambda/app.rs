@@ -7,6 +7,7 @@ use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use super::after_response::DeferredMarks;
 use super::config::{Config, ConfigError};
 use super::connect_handler::ConnectApp;
 use super::verify_config::VerifyConfig;
@@ -105,16 +106,20 @@ impl Clients {
 
     /// What the connect function needs.
     pub fn connect_app(&self) -> ConnectApp {
+        // The credentials-id record waits until the answer has gone: nothing but a later Leaf
+        // alert reads it (lambda/after_response.rs).
+        let deferred = Arc::new(DeferredMarks::new(self.states()));
         ConnectApp {
             connector: Connector::new(
                 self.secrets.clone(),
-                self.states(),
+                deferred.clone(),
                 self.stara.clone(),
                 self.leaf.clone(),
                 self.config.http.request_timeout,
             ),
             budget: self.config.http.budget,
             batch_concurrency: self.config.batch_concurrency,
+            deferred,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Lambda glue: which service sent an event, routing and parsing what callers send, the two
 //! handlers, and the composition root that builds the adapters once per process.
 
+pub(crate) mod after_response;
 pub(crate) mod alerts;
 pub(crate) mod api;
 pub(crate) mod app;

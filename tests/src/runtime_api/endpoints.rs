@@ -3,7 +3,6 @@
 
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
@@ -57,7 +56,7 @@ pub(super) async fn handle(
 
 /// Long-poll until an invocation is queued, then hand it to this caller.
 async fn next_invocation(inner: &Inner) -> HttpResponse {
-    inner.polls.fetch_add(1, Ordering::SeqCst);
+    inner.polls.send_modify(|polls| *polls += 1);
     inner.first_poll.send_if_modified(|first| {
         let is_first = first.is_none();
         if is_first {
@@ -112,7 +111,12 @@ fn answer(
         );
     };
     // The invoker may have timed out and gone; the answer is then simply dropped.
-    let _ = sender.send(Answer { outcome, error_type });
+    let polls = *inner.polls.borrow();
+    let _ = sender.send(Answer {
+        outcome,
+        error_type,
+        polls,
+    });
     json_response(202, &json!({ "status": "OK" }))
 }
 

@@ -13,7 +13,6 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -46,6 +45,8 @@ pub struct Invocation {
     pub elapsed: Duration,
     /// Part of `elapsed` spent queued, before a function polled the invocation.
     pub queued: Duration,
+    /// `next` polls the emulator had received when the answer arrived (see [`RuntimeApi::finished`]).
+    polls_at_answer: usize,
 }
 
 impl Invocation {
@@ -110,7 +111,8 @@ struct Inner {
     settings: Mutex<Settings>,
     first_poll: watch::Sender<Option<Instant>>,
     init_error: watch::Sender<Option<Value>>,
-    polls: AtomicUsize,
+    /// `next` polls received so far.
+    polls: watch::Sender<usize>,
     unknown_answers: Mutex<Vec<String>>,
 }
 
@@ -129,6 +131,8 @@ struct Queued {
 struct Answer {
     outcome: Result<Value, Value>,
     error_type: Option<String>,
+    /// `next` polls received when the answer arrived.
+    polls: usize,
 }
 
 impl RuntimeApi {
@@ -144,7 +148,7 @@ impl RuntimeApi {
             }),
             first_poll: watch::Sender::new(None),
             init_error: watch::Sender::new(None),
-            polls: AtomicUsize::new(0),
+            polls: watch::Sender::new(0),
             unknown_answers: Mutex::new(Vec::new()),
         });
         let handler_inner = inner.clone();
@@ -225,7 +229,22 @@ impl RuntimeApi {
             error_type: answer.error_type,
             elapsed,
             queued,
+            polls_at_answer: answer.polls,
         })
+    }
+
+    /// Waits (up to `timeout`) until the invocation is over as Lambda sees it: the function has
+    /// asked for its next event. Lambda hands the answer to the caller as soon as it is posted,
+    /// and a function may work on until it polls again (connect writes the credentials id then:
+    /// `shared/src/lambda/after_response.rs`); a test that reads what the function wrote waits
+    /// for this. With several processes on one emulator, any process's poll ends the wait.
+    /// `false` if no poll came in time (the process ended, say).
+    pub async fn finished(&self, invocation: &Invocation, timeout: Duration) -> bool {
+        let mut polls = self.inner.polls.subscribe();
+        let after = invocation.polls_at_answer;
+        tokio::time::timeout(timeout, polls.wait_for(|n| *n > after))
+            .await
+            .is_ok_and(|polled| polled.is_ok())
     }
 
     /// When the first `GET .../invocation/next` arrived, if one has.
@@ -246,7 +265,7 @@ impl RuntimeApi {
 
     /// Number of `next` polls received so far.
     pub fn polls(&self) -> usize {
-        self.inner.polls.load(Ordering::SeqCst)
+        *self.inner.polls.borrow()
     }
 
     /// The body of `/runtime/init/error`, if the function posted one.

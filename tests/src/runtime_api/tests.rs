@@ -128,3 +128,56 @@ async fn init_errors_fail_waiting_invocations() {
         "Runtime.InitError"
     );
 }
+
+/// A runtime that, after posting each answer, works on for `linger` before it polls again; it
+/// polls `rounds` times.
+fn spawn_lingering_runtime(runtime: &RuntimeApi, linger: Duration, rounds: usize) {
+    let base = format!("http://{}{API_PREFIX}", runtime.address());
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for _ in 0..rounds {
+            let next = client
+                .get(format!("{base}/invocation/next"))
+                .send()
+                .await
+                .expect("next");
+            let request_id = next.headers()["lambda-runtime-aws-request-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            client
+                .post(format!("{base}/invocation/{request_id}/response"))
+                .json(&json!({ "ok": true }))
+                .send()
+                .await
+                .expect("post answer");
+            tokio::time::sleep(linger).await;
+        }
+    });
+}
+
+#[tokio::test]
+async fn an_invocation_is_finished_when_the_function_polls_again() {
+    let runtime = RuntimeApi::start().await;
+    let linger = Duration::from_millis(300);
+    spawn_lingering_runtime(&runtime, linger, 2);
+    runtime.wait_first_poll(Duration::from_secs(10)).await;
+
+    let invocation = runtime.invoke(json!({})).await;
+    let answered = std::time::Instant::now();
+    assert!(
+        invocation.elapsed < linger,
+        "the answer does not wait for the work after it"
+    );
+    assert!(runtime.finished(&invocation, Duration::from_secs(10)).await);
+    assert!(
+        answered.elapsed() >= linger - Duration::from_millis(50),
+        "{:?}",
+        answered.elapsed()
+    );
+    // Answered once: it never polls again, so the next invocation's wait gives up.
+    let (runtime2, linger2) = (RuntimeApi::start().await, Duration::from_secs(3600));
+    spawn_lingering_runtime(&runtime2, linger2, 1);
+    let stuck = runtime2.invoke(json!({})).await;
+    assert!(!runtime2.finished(&stuck, Duration::from_millis(200)).await);
+}

@@ -3,6 +3,7 @@
 //!
 //! Kept out of the binary so tests can call it with the sample events in `events/`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
@@ -11,6 +12,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use super::after_response::{DeferredMarks, FlushAfterResponse};
 use super::api::{self, Response, Route};
 use super::batch;
 use super::failure::{log_failure, unsupported_event};
@@ -30,6 +32,16 @@ pub struct ConnectApp {
     pub(crate) budget: Duration,
     /// Distinct growers of one batch connected at the same time.
     pub(crate) batch_concurrency: usize,
+    /// The credentials-id records the connector leaves until the answer has gone.
+    pub(crate) deferred: Arc<DeferredMarks>,
+}
+
+impl ConnectApp {
+    /// The runtime layer that writes what a connect left until its answer had gone
+    /// (`lambda/after_response.rs`).
+    pub fn after_response(&self) -> FlushAfterResponse {
+        FlushAfterResponse::new(self.deferred.clone())
+    }
 }
 
 /// The Lambda handler: dispatches on the event's shape.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{ConnectApp, handle};
 use crate::domain::connect::Connector;
+use crate::lambda::after_response::DeferredMarks;
 use crate::lambda::request::MAX_BODY_BYTES;
 use crate::lambda::trigger::{self, Trigger};
 use crate::testing::arbitrary::{any_body, valid_body, valid_body_for};
@@ -53,6 +54,7 @@ fn world() -> World {
         logins.logins.lock().unwrap().insert(*user, "pw".into());
     }
     let states = Arc::new(FakeStates::default());
+    let deferred = Arc::new(DeferredMarks::new(states.clone()));
     let connector = Connector::new(
         logins,
         states,
@@ -64,6 +66,7 @@ fn world() -> World {
         connector,
         budget: Duration::from_secs(5),
         batch_concurrency: 3,
+        deferred,
     };
     World {
         app,

@@ -2,12 +2,16 @@
 //! connect recorded on its secret and queues a forced repair; connect replaces the credentials
 //! and records the new id, so the next alert (about the new credentials) finds the grower too.
 
+use std::time::Duration;
+
 use serde_json::json;
 use testbed::Route;
 use testbed::alerts::alert_body;
-use testbed::bed::verify_api_event;
+use testbed::aws_proxy::{AwsFault, AwsProxy};
+use testbed::bed::{Bed, api_response, connect_api_event, verify_api_event};
+use testbed::{moto, secret_state};
 
-use super::{ALERT_REASON, World, parts, world};
+use super::{ALERT_REASON, CREDENTIALS_TAG, World, parts, world};
 
 /// Posts a `credentialsUnauthenticated` alert about `credentials`; checks that it queued one
 /// forced repair of `id`, and hands that repair to connect.
@@ -97,4 +101,57 @@ async fn an_alert_about_broken_credentials_repairs_the_grower() {
     assert_eq!(w.outcomes(&bystander.leaf_user_id), ["connected"]);
     assert_eq!(w.metric_lines("AlertsRepairQueued"), 2);
     w.assert_no_leaks();
+}
+
+/// Connect records the credentials id once it has answered (`lambda/after_response.rs`): a slow
+/// Secrets Manager holds up neither the answer nor anything but the process's next event, and the
+/// id is there before connect takes that event.
+#[tokio::test]
+async fn the_credentials_id_is_recorded_after_the_answer() {
+    let bed = Bed::start().await;
+    let proxy = AwsProxy::start(&moto::moto_endpoint()).await;
+    let connect = bed
+        .run("connect", &[("AWS_ENDPOINT_URL", &proxy.endpoint())])
+        .await;
+    let grower = bed.add_grower().await;
+    let id = grower.leaf_user_id.as_str();
+    let slow = Duration::from_secs(2);
+    proxy.inject("secretsmanager.TagResource", AwsFault::Delay(slow), 1);
+
+    // Straight to the emulator: `Bed::invoke` would wait for the invocation to finish.
+    let invocation = connect.runtime.invoke(connect_api_event(id, false)).await;
+    let (status, body) = api_response(&invocation);
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (201, Some("connected")),
+        "{body}"
+    );
+    assert!(
+        invocation.elapsed < slow,
+        "the answer waited for the tag write: {:?}",
+        invocation.elapsed
+    );
+    let tag = || async {
+        secret_state::describe(&bed.secret_id(id))
+            .await
+            .tags
+            .get(CREDENTIALS_TAG)
+            .cloned()
+    };
+    assert_eq!(tag().await, None, "not written yet: Secrets Manager is slow");
+
+    assert!(
+        connect
+            .runtime
+            .finished(&invocation, Duration::from_secs(10))
+            .await
+    );
+    let held = bed.standin.credential(id).expect("Leaf holds credentials");
+    assert_eq!(
+        tag().await,
+        Some(held.id),
+        "written before connect asked for its next event"
+    );
+    assert_eq!(proxy.calls("secretsmanager.TagResource"), 1);
+    bed.assert_no_leaks(&[&connect.function]);
 }
