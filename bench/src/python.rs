@@ -64,8 +64,7 @@ impl Proc {
     /// so that the work a function does after its answer is not counted in the next one's time.
     async fn invoke(&self, event: Value) -> (testbed::Invocation, Instant) {
         let started = Instant::now();
-        let invocation = self.runtime.invoke(event).await;
-        self.runtime.finished(&invocation, Duration::from_secs(10)).await;
+        let invocation = self.runtime.invoke_to_end(event, Duration::from_secs(10)).await;
         (invocation, started)
     }
 }

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use crate::report::{Report, thousands};
 
 pub const TARGET_ZIPPED_BYTES: u64 = 3 * 1024 * 1024;
+/// The target as the report shows it (issue 14).
+const TARGET: &str = "≤ 3 MiB";
 
 /// Zips one file with deflate at level 9, as scripts/sam-build.sh does, and prints the size.
 const ZIP: &str = r#"
@@ -44,7 +46,7 @@ pub fn run(root: &Path, report: &mut Report) {
             report.row(
                 format!("zipped arm64 bootstrap of `{bin}`"),
                 "not measured",
-                "≤ 3 MiB",
+                TARGET,
                 None,
             );
             continue;
@@ -88,11 +90,15 @@ pub fn run(root: &Path, report: &mut Report) {
                     )
                 },
             ),
-            "≤ 3 MiB",
+            TARGET,
             zipped.map(|z| z <= TARGET_ZIPPED_BYTES),
         );
     }
-    let _ = writeln!(body, "\nTarget (issue 14): each zip ≤ 3 MiB (3,145,728 B).");
+    let _ = writeln!(
+        body,
+        "\nTarget (issue 14): each zip {TARGET} ({} B).",
+        thousands(TARGET_ZIPPED_BYTES)
+    );
     report.section("Artifact size", body);
 }
 

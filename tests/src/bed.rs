@@ -247,13 +247,9 @@ impl Bed {
 
     /// Invokes and records the response for the leak scan.
     pub async fn invoke(&self, running: &Running, event: Value) -> Invocation {
-        let invocation = running.runtime.invoke(event).await;
         // What the function does after its answer (connect's credentials-id write) is done
         // before this returns, as it is before Lambda starts the next invocation.
-        running
-            .runtime
-            .finished(&invocation, Duration::from_secs(5))
-            .await;
+        let invocation = running.runtime.invoke_to_end(event, Duration::from_secs(5)).await;
         let text = match &invocation.outcome {
             Ok(v) | Err(v) => v.to_string(),
         };

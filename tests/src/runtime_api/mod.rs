@@ -247,6 +247,15 @@ impl RuntimeApi {
             .is_ok_and(|polled| polled.is_ok())
     }
 
+    /// [`invoke`](Self::invoke), then [`finished`](Self::finished) (up to `wait`): returns once the
+    /// function has done what it does after its answer, as Lambda waits for that before it hands
+    /// the process its next event. The invocation's times are still those of its answer.
+    pub async fn invoke_to_end(&self, payload: Value, wait: Duration) -> Invocation {
+        let invocation = self.invoke(payload).await;
+        self.finished(&invocation, wait).await;
+        invocation
+    }
+
     /// When the first `GET .../invocation/next` arrived, if one has.
     pub fn first_poll_at(&self) -> Option<Instant> {
         *self.inner.first_poll.borrow()
